@@ -1,0 +1,105 @@
+using Google.Protobuf.WellKnownTypes;
+using Grpc.Core;
+using Microsoft.Extensions.Options;
+using PersistentAgents.Contracts;
+using PersistentAgents.Contracts.V1;
+
+namespace PersistentAgents.Agents;
+
+/// <summary>
+/// The public API, over gRPC and (through JSON transcoding of the same methods) REST.
+/// </summary>
+public sealed class AgentsGrpcService(
+    IAgentInvoker invoker,
+    IAgentStateStore state,
+    IMemoryApi memory,
+    ILearningApi learning,
+    IGatewayApi gateway,
+    IOptions<AgentLimits> limits) : Contracts.V1.Agents.AgentsBase
+{
+    public override Task<CompleteReply> Complete(CompleteRequest request, ServerCallContext context)
+    {
+        var valid = CompleteRequestValidator.Validate(request, limits.Value);
+        return invoker.CompleteAsync(AgentOf(request.Agent), valid, context.CancellationToken);
+    }
+
+    public override async Task<AgentStats> GetStats(GetStatsRequest request, ServerCallContext context)
+    {
+        var agent = AgentOf(request.Agent);
+        var aggregate = await LoadExistingAsync(agent, context.CancellationToken);
+        var scores = await learning.GetScoresAsync(new GetScoresRequest { Tenant = agent.Tenant, Agent = agent.Name }, context.CancellationToken);
+        var usage = await memory.GetUsageAsync(new GetMemoryUsageRequest { Agent = new AgentRef { Tenant = agent.Tenant, Agent = agent.Name } }, context.CancellationToken);
+        var stats = new AgentStats
+        {
+            Agent = agent.Name,
+            TotalInteractions = aggregate.Interactions,
+            Successes = aggregate.Successes,
+            Failures = aggregate.Failures,
+            TotalCostUsd = aggregate.CostUsd,
+            TokensIn = aggregate.TokensIn,
+            TokensOut = aggregate.TokensOut,
+            AverageLatencyMs = aggregate.Interactions == 0 ? 0 : aggregate.TotalLatencyMs / aggregate.Interactions,
+            LastActivity = aggregate.LastActivity is { } last ? Timestamp.FromDateTimeOffset(last) : null,
+            Memory = new MemoryUsage
+            {
+                WorkingTurns = usage.WorkingTurns,
+                SemanticMemories = usage.SemanticMemories,
+                Episodes = usage.Episodes,
+                Embedder = usage.Embedder,
+            },
+        };
+        foreach (var (taskType, perTask) in aggregate.TaskTypes.OrderBy(t => t.Key, StringComparer.Ordinal))
+        {
+            var taskStats = new TaskTypeStats
+            {
+                TaskType = taskType,
+                Interactions = perTask.Interactions,
+                Successes = perTask.Successes,
+                Failures = perTask.Failures,
+                CostUsd = perTask.CostUsd,
+            };
+            taskStats.Arms.AddRange(perTask.Arms.Values
+                .OrderByDescending(a => a.Calls)
+                .Select(a => new ArmStats
+                {
+                    Provider = a.Provider,
+                    Model = a.Model,
+                    Interactions = a.Calls,
+                    SuccessRate = a.Calls == 0 ? 0 : (double)a.Successes / a.Calls,
+                    MeanQuality = a.Successes == 0 ? 0 : a.QualitySum / a.Successes,
+                    CostUsd = a.CostUsd,
+                    LearnedScore = scores.Scores
+                        .FirstOrDefault(s => s.TaskType == taskType && s.Arm.Provider == a.Provider && s.Arm.Model == a.Model)?.Score ?? 0,
+                }));
+            stats.TaskTypes.Add(taskStats);
+        }
+
+        return stats;
+    }
+
+    public override async Task<AgentHealth> GetHealth(GetHealthRequest request, ServerCallContext context)
+    {
+        var agent = AgentOf(request.Agent);
+        var aggregate = await LoadExistingAsync(agent, context.CancellationToken);
+        var providers = await gateway.GetProviderHealthAsync(new ProviderHealthRequest(), context.CancellationToken);
+        var open = providers.Providers.Count(p => p.Circuit == "open");
+        var health = new AgentHealth
+        {
+            Agent = agent.Name,
+            Status = open == 0 ? "ok" : open < providers.Providers.Count ? "degraded" : "unavailable",
+            LastActivity = aggregate.LastActivity is { } last ? Timestamp.FromDateTimeOffset(last) : null,
+        };
+        health.Providers.AddRange(providers.Providers.Select(p => new ProviderCircuit { Provider = p.Provider, State = p.Circuit, Simulated = p.Simulated }));
+        return health;
+    }
+
+    private static AgentId AgentOf(string name)
+    {
+        CompleteRequestValidator.ValidateAgentName(name);
+        return new AgentId(Tenancy.DefaultTenant, name);
+    }
+
+    private async Task<AgentAggregate> LoadExistingAsync(AgentId agent, CancellationToken cancellationToken) =>
+        await state.LoadAsync(agent, cancellationToken)
+        ?? throw new RpcException(new Status(StatusCode.NotFound, $"agent: '{agent.Name}' has no interactions yet"));
+}

@@ -1,0 +1,84 @@
+using System.Text.RegularExpressions;
+using Google.Protobuf;
+using Grpc.Core;
+using PersistentAgents.Contracts.V1;
+
+namespace PersistentAgents.Agents;
+
+/// <summary>A complete request that passed validation, with its defaults filled in.</summary>
+public sealed record ValidCompleteRequest(string Prompt, string TaskType, string SessionId, string? ContextJson);
+
+/// <summary>
+/// Checks every field before anything is read or stored. Names are restricted to lowercase letters,
+/// digits, '-' and '_' so that they can never escape a key prefix or blob path, nor collide by case.
+/// </summary>
+public static partial class CompleteRequestValidator
+{
+    public const string DefaultTaskType = "general";
+    public const string DefaultSessionId = "default";
+
+    public static void ValidateAgentName(string agent) => CheckName("agent", agent);
+
+    public static ValidCompleteRequest Validate(CompleteRequest request, AgentLimits limits)
+    {
+        ValidateAgentName(request.Agent);
+        if (string.IsNullOrWhiteSpace(request.Prompt))
+        {
+            throw Invalid("prompt: must not be empty");
+        }
+
+        if (request.Prompt.Length > limits.MaxPromptChars)
+        {
+            throw Invalid($"prompt: is {request.Prompt.Length} characters, the limit is {limits.MaxPromptChars}");
+        }
+
+        var taskType = request.TaskType.Length == 0 ? DefaultTaskType : request.TaskType;
+        CheckName("taskType", taskType);
+
+        var sessionId = request.SessionId.Length == 0 ? DefaultSessionId : request.SessionId;
+        if (!SessionPattern().IsMatch(sessionId))
+        {
+            throw Invalid("sessionId: must be 1 to 128 characters of letters, digits, '.', ':', '-' or '_'");
+        }
+
+        string? contextJson = null;
+        if (request.Context is { Fields.Count: > 0 })
+        {
+            var size = request.Context.CalculateSize();
+            if (size > limits.MaxContextBytes)
+            {
+                throw Invalid($"context: is {size} bytes, the limit is {limits.MaxContextBytes}");
+            }
+
+            contextJson = JsonFormatter.Default.Format(request.Context);
+        }
+
+        return new ValidCompleteRequest(request.Prompt, taskType, sessionId, contextJson);
+    }
+
+    private static void CheckName(string field, string value)
+    {
+        if (string.IsNullOrEmpty(value))
+        {
+            throw Invalid($"{field}: is required");
+        }
+
+        if (value.Length > 64)
+        {
+            throw Invalid($"{field}: is {value.Length} characters, the limit is 64");
+        }
+
+        if (!NamePattern().IsMatch(value))
+        {
+            throw Invalid($"{field}: must start with a lowercase letter or digit and hold only lowercase letters, digits, '-' and '_'");
+        }
+    }
+
+    private static RpcException Invalid(string message) => new(new Status(StatusCode.InvalidArgument, message));
+
+    [GeneratedRegex("^[a-z0-9][a-z0-9_-]{0,63}$")]
+    private static partial Regex NamePattern();
+
+    [GeneratedRegex("^[A-Za-z0-9_.:-]{1,128}$")]
+    private static partial Regex SessionPattern();
+}

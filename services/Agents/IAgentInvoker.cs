@@ -1,0 +1,12 @@
+using PersistentAgents.Contracts.V1;
+
+namespace PersistentAgents.Agents;
+
+/// <summary>
+/// Delivers a turn to an agent, which takes one turn at a time. Embedded: a per-agent gate in process;
+/// distributed: the agent's Dapr actor.
+/// </summary>
+public interface IAgentInvoker
+{
+    Task<CompleteReply> CompleteAsync(AgentId agent, ValidCompleteRequest request, CancellationToken cancellationToken);
+}

@@ -1,0 +1,143 @@
+using System.Text.Json;
+using Google.Protobuf.Reflection;
+using Grpc.AspNetCore.Server;
+using Microsoft.AspNetCore.Http;
+
+namespace PersistentAgents.Agents.Rest;
+
+/// <summary>
+/// Checks the JSON body of a transcoded REST call against the request message of its gRPC method before
+/// transcoding reads it: JSON transcoding ignores unknown fields and answers every shape error with the
+/// same sentence, while a caller needs to know which field is wrong. The proto descriptor is the schema,
+/// so REST and gRPC still share one definition.
+/// </summary>
+public sealed class JsonRequestShapeMiddleware(RequestDelegate next, IEnumerable<FileDescriptor> contracts)
+{
+    private const int MaxBodyBytes = 1024 * 1024;
+    private readonly Dictionary<string, MessageDescriptor> _inputByMethod = contracts
+        .SelectMany(file => file.Services)
+        .SelectMany(service => service.Methods)
+        .ToDictionary(method => $"/{method.Service.FullName}/{method.Name}", method => method.InputType, StringComparer.Ordinal);
+
+    public async Task InvokeAsync(HttpContext context)
+    {
+        var method = context.GetEndpoint()?.Metadata.GetMetadata<GrpcMethodMetadata>();
+        if (method is null
+            || context.Request.ContentType?.StartsWith("application/grpc", StringComparison.OrdinalIgnoreCase) == true
+            || !HttpMethods.IsPost(context.Request.Method) && !HttpMethods.IsPut(context.Request.Method) && !HttpMethods.IsPatch(context.Request.Method)
+            || !_inputByMethod.TryGetValue(method.Method.FullName, out var input))
+        {
+            await next(context);
+            return;
+        }
+
+        if (context.Request.ContentLength > MaxBodyBytes)
+        {
+            await RejectAsync(context, StatusCodes.Status413PayloadTooLarge, $"body: is {context.Request.ContentLength} bytes, the limit is {MaxBodyBytes}");
+            return;
+        }
+
+        context.Request.EnableBuffering(bufferThreshold: 64 * 1024, bufferLimit: MaxBodyBytes);
+        string? problem;
+        try
+        {
+            using var document = await JsonDocument.ParseAsync(context.Request.Body, cancellationToken: context.RequestAborted);
+            problem = ShapeProblem(document.RootElement, input, path: "");
+        }
+        catch (JsonException e)
+        {
+            problem = $"body: is not valid JSON (line {e.LineNumber + 1}, byte {e.BytePositionInLine + 1})";
+        }
+
+        if (problem is not null)
+        {
+            await RejectAsync(context, StatusCodes.Status400BadRequest, problem);
+            return;
+        }
+
+        context.Request.Body.Position = 0;
+        await next(context);
+    }
+
+    /// <returns>The first problem found, naming the field by its JSON path; null when the shape fits.</returns>
+    private static string? ShapeProblem(JsonElement element, MessageDescriptor message, string path)
+    {
+        if (message.FullName is "google.protobuf.Struct" or "google.protobuf.Value" or "google.protobuf.ListValue")
+        {
+            return message.FullName == "google.protobuf.Struct" && element.ValueKind != JsonValueKind.Object
+                ? $"{Name(path, "body")}: must be a JSON object"
+                : null;
+        }
+
+        if (element.ValueKind != JsonValueKind.Object)
+        {
+            return $"{Name(path, "body")}: must be a JSON object";
+        }
+
+        foreach (var property in element.EnumerateObject())
+        {
+            var fieldPath = path.Length == 0 ? property.Name : $"{path}.{property.Name}";
+            var field = message.FindFieldByName(property.Name)
+                        ?? message.Fields.InDeclarationOrder().FirstOrDefault(f => f.JsonName == property.Name);
+            if (field is null)
+            {
+                return $"{fieldPath}: is not a field of {message.Name}";
+            }
+
+            if (property.Value.ValueKind == JsonValueKind.Null)
+            {
+                continue;
+            }
+
+            if (field.IsRepeated && !field.IsMap)
+            {
+                if (property.Value.ValueKind != JsonValueKind.Array)
+                {
+                    return $"{fieldPath}: must be a JSON array";
+                }
+
+                var index = 0;
+                foreach (var item in property.Value.EnumerateArray())
+                {
+                    if (ValueProblem(item, field, $"{fieldPath}[{index++}]") is { } itemProblem)
+                    {
+                        return itemProblem;
+                    }
+                }
+            }
+            else if (field.IsMap)
+            {
+                if (property.Value.ValueKind != JsonValueKind.Object)
+                {
+                    return $"{fieldPath}: must be a JSON object";
+                }
+            }
+            else if (ValueProblem(property.Value, field, fieldPath) is { } valueProblem)
+            {
+                return valueProblem;
+            }
+        }
+
+        return null;
+    }
+
+    private static string? ValueProblem(JsonElement value, FieldDescriptor field, string path) => field.FieldType switch
+    {
+        FieldType.String or FieldType.Bytes => value.ValueKind == JsonValueKind.String ? null : $"{path}: must be a JSON string",
+        FieldType.Bool => value.ValueKind is JsonValueKind.True or JsonValueKind.False ? null : $"{path}: must be true or false",
+        FieldType.Message => ShapeProblem(value, field.MessageType, path),
+        FieldType.Enum => value.ValueKind is JsonValueKind.String or JsonValueKind.Number ? null : $"{path}: must be an enum name",
+        // Numbers may come as JSON numbers or, for 64-bit values, as strings (protobuf JSON mapping).
+        _ => value.ValueKind is JsonValueKind.Number or JsonValueKind.String ? null : $"{path}: must be a number",
+    };
+
+    private static string Name(string path, string whenEmpty) => path.Length == 0 ? whenEmpty : path;
+
+    private static async Task RejectAsync(HttpContext context, int status, string message)
+    {
+        context.Response.StatusCode = status;
+        context.Response.ContentType = "application/json";
+        // The same body JSON transcoding writes for an INVALID_ARGUMENT status.
+        await context.Response.WriteAsJsonAsync(new { code = 3, message, details = Array.Empty<object>() }, context.RequestAborted);
+    }
+}

@@ -1,0 +1,40 @@
+using PersistentAgents.Contracts.V1;
+
+namespace PersistentAgents.Contracts;
+
+// The services' APIs as C# interfaces. In embedded mode the host binds them to the service
+// implementations in-process; in distributed mode they are implemented by gRPC clients that reach the
+// service through its Dapr sidecar. Business logic depends only on these.
+
+public interface IMemoryApi
+{
+    Task<WorkingMemory> GetWorkingMemoryAsync(GetWorkingMemoryRequest request, CancellationToken cancellationToken);
+
+    Task<AppendTurnReply> AppendTurnAsync(AppendTurnRequest request, CancellationToken cancellationToken);
+
+    Task<RecallReply> RecallAsync(RecallRequest request, CancellationToken cancellationToken);
+
+    Task<RememberReply> RememberAsync(RememberRequest request, CancellationToken cancellationToken);
+
+    Task<AppendEpisodeReply> AppendEpisodeAsync(AppendEpisodeRequest request, CancellationToken cancellationToken);
+
+    Task<MemoryUsageReply> GetUsageAsync(GetMemoryUsageRequest request, CancellationToken cancellationToken);
+}
+
+public interface ILearningApi
+{
+    Task<RankReply> RankAsync(RankRequest request, CancellationToken cancellationToken);
+
+    Task<RecordOutcomeReply> RecordOutcomeAsync(InteractionCompleted request, CancellationToken cancellationToken);
+
+    Task<ScoresReply> GetScoresAsync(GetScoresRequest request, CancellationToken cancellationToken);
+}
+
+public interface IGatewayApi
+{
+    Task<GatewayReply> CompleteAsync(GatewayRequest request, CancellationToken cancellationToken);
+
+    Task<ModelCatalog> ListModelsAsync(ListModelsRequest request, CancellationToken cancellationToken);
+
+    Task<ProviderHealthReply> GetProviderHealthAsync(ProviderHealthRequest request, CancellationToken cancellationToken);
+}

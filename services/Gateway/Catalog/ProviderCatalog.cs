@@ -1,0 +1,242 @@
+using YamlDotNet.Core;
+using YamlDotNet.Serialization;
+using YamlDotNet.Serialization.NamingConventions;
+
+namespace PersistentAgents.Gateway.Catalog;
+
+/// <summary>When simulated providers take traffic.</summary>
+public enum SimulatedMode
+{
+    /// <summary>Only when no real provider has its API key configured.</summary>
+    Auto,
+    Always,
+    Never,
+}
+
+/// <summary>The provider catalog file (YAML): providers, their models, prices and behaviour.</summary>
+public sealed class ProviderCatalog
+{
+    public SimulatedMode Simulated { get; set; } = SimulatedMode.Auto;
+
+    public List<ProviderDefinition> Providers { get; set; } = [];
+
+    public static ProviderCatalog Load(string path)
+    {
+        if (!File.Exists(path))
+        {
+            throw new CatalogException($"catalog: file '{path}' does not exist");
+        }
+
+        return Parse(File.ReadAllText(path), path);
+    }
+
+    public static ProviderCatalog Parse(string yaml, string source)
+    {
+        var deserializer = new DeserializerBuilder()
+            .WithNamingConvention(CamelCaseNamingConvention.Instance)
+            .WithEnumNamingConvention(LowerCaseNamingConvention.Instance)
+            .Build();
+        ProviderCatalog? catalog;
+        try
+        {
+            catalog = deserializer.Deserialize<ProviderCatalog>(yaml);
+        }
+        catch (YamlException e)
+        {
+            throw new CatalogException($"catalog {source}: {e.Message} (line {e.Start.Line})", e);
+        }
+
+        catalog ??= new ProviderCatalog();
+        catalog.Validate(source);
+        return catalog;
+    }
+
+    private void Validate(string source)
+    {
+        if (Providers.Count == 0)
+        {
+            throw new CatalogException($"catalog {source}: providers: at least one provider is required");
+        }
+
+        var names = new HashSet<string>(StringComparer.Ordinal);
+        for (var i = 0; i < Providers.Count; i++)
+        {
+            var provider = Providers[i];
+            var at = $"catalog {source}: providers[{i}]";
+            if (string.IsNullOrWhiteSpace(provider.Name))
+            {
+                throw new CatalogException($"{at}.name: is required");
+            }
+
+            if (!names.Add(provider.Name))
+            {
+                throw new CatalogException($"{at}.name: '{provider.Name}' is declared twice");
+            }
+
+            if (provider.Kind == ProviderKind.Openai && string.IsNullOrWhiteSpace(provider.Endpoint))
+            {
+                throw new CatalogException($"{at}.endpoint: is required for kind openai");
+            }
+
+            if (provider.TimeoutSeconds is <= 0 or > 600)
+            {
+                throw new CatalogException($"{at}.timeoutSeconds: must be between 0 and 600");
+            }
+
+            if (provider.Models.Count == 0)
+            {
+                throw new CatalogException($"{at}.models: at least one model is required");
+            }
+
+            for (var j = 0; j < provider.Models.Count; j++)
+            {
+                provider.Models[j].Validate($"{at}.models[{j}]", provider.Kind);
+            }
+        }
+    }
+}
+
+public enum ProviderKind
+{
+    Simulated,
+    Openai,
+}
+
+public sealed class ProviderDefinition
+{
+    public string Name { get; set; } = "";
+
+    public ProviderKind Kind { get; set; } = ProviderKind.Simulated;
+
+    /// <summary>Base address of an OpenAI-compatible API, e.g. https://api.openai.com/v1.</summary>
+    public string? Endpoint { get; set; }
+
+    /// <summary>The name of the secret (environment variable in embedded mode) that holds the API key.</summary>
+    public string? ApiKeySecret { get; set; }
+
+    public double TimeoutSeconds { get; set; } = 30;
+
+    public List<ModelDefinition> Models { get; set; } = [];
+}
+
+public sealed class ModelDefinition
+{
+    public string Name { get; set; } = "";
+
+    /// <summary>USD per one million input tokens.</summary>
+    public double InputPricePerMTok { get; set; }
+
+    /// <summary>USD per one million output tokens.</summary>
+    public double OutputPricePerMTok { get; set; }
+
+    public int ContextWindow { get; set; } = 128_000;
+
+    /// <summary>Declared quality 0..1: the learning prior for a task type never seen.</summary>
+    public double Quality { get; set; } = 0.7;
+
+    /// <summary>Behaviour of a simulated model.</summary>
+    public SimulationDefinition? Simulation { get; set; }
+
+    internal void Validate(string at, ProviderKind kind)
+    {
+        if (string.IsNullOrWhiteSpace(Name))
+        {
+            throw new CatalogException($"{at}.name: is required");
+        }
+
+        if (InputPricePerMTok < 0 || OutputPricePerMTok < 0)
+        {
+            throw new CatalogException($"{at}: prices must not be negative");
+        }
+
+        if (Quality is < 0 or > 1)
+        {
+            throw new CatalogException($"{at}.quality: must be between 0 and 1");
+        }
+
+        if (ContextWindow <= 0)
+        {
+            throw new CatalogException($"{at}.contextWindow: must be positive");
+        }
+
+        if (kind == ProviderKind.Simulated)
+        {
+            Simulation ??= new SimulationDefinition { Quality = Quality };
+            Simulation.Validate($"{at}.simulation");
+        }
+    }
+}
+
+public sealed class SimulationDefinition
+{
+    public double Quality { get; set; } = 0.7;
+
+    public double FailureRate { get; set; }
+
+    public double LatencyMs { get; set; } = 20;
+
+    /// <summary>Per task type overrides of quality, failure rate and latency.</summary>
+    public Dictionary<string, SimulationBehaviour> TaskTypes { get; set; } = [];
+
+    public SimulationBehaviour For(string taskType)
+    {
+        var fallback = new SimulationBehaviour { Quality = Quality, FailureRate = FailureRate, LatencyMs = LatencyMs };
+        return TaskTypes.TryGetValue(taskType, out var specific)
+            ? new SimulationBehaviour
+            {
+                Quality = specific.Quality ?? fallback.Quality,
+                FailureRate = specific.FailureRate ?? fallback.FailureRate,
+                LatencyMs = specific.LatencyMs ?? fallback.LatencyMs,
+            }
+            : fallback;
+    }
+
+    internal void Validate(string at)
+    {
+        Check(at, new SimulationBehaviour { Quality = Quality, FailureRate = FailureRate, LatencyMs = LatencyMs });
+        foreach (var (taskType, behaviour) in TaskTypes)
+        {
+            Check($"{at}.taskTypes.{taskType}", behaviour);
+        }
+    }
+
+    private static void Check(string at, SimulationBehaviour behaviour)
+    {
+        if (behaviour.Quality is < 0 or > 1)
+        {
+            throw new CatalogException($"{at}.quality: must be between 0 and 1");
+        }
+
+        if (behaviour.FailureRate is < 0 or > 1)
+        {
+            throw new CatalogException($"{at}.failureRate: must be between 0 and 1");
+        }
+
+        if (behaviour.LatencyMs is < 0 or > 600_000)
+        {
+            throw new CatalogException($"{at}.latencyMs: must be between 0 and 600000");
+        }
+    }
+}
+
+public sealed class SimulationBehaviour
+{
+    public double? Quality { get; set; }
+
+    public double? FailureRate { get; set; }
+
+    public double? LatencyMs { get; set; }
+}
+
+public sealed class CatalogException : Exception
+{
+    public CatalogException(string message)
+        : base(message)
+    {
+    }
+
+    public CatalogException(string message, Exception inner)
+        : base(message, inner)
+    {
+    }
+}

@@ -1,0 +1,74 @@
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+using PersistentAgents.Contracts;
+using PersistentAgents.Gateway.Catalog;
+using PersistentAgents.Gateway.Providers;
+
+namespace PersistentAgents.Gateway;
+
+public static class GatewayServiceCollectionExtensions
+{
+    /// <summary>
+    /// Registers the gateway over the providers of <paramref name="catalog"/> that can run: real providers
+    /// whose API key the secret source has, and simulated ones as the catalog's simulated mode says.
+    /// </summary>
+    public static IServiceCollection AddGateway(this IServiceCollection services, ProviderCatalog catalog)
+    {
+        services.AddOptions<ResilienceOptions>();
+        services.AddSingleton<TokenCounter>();
+        services.AddSingleton(sp => ActivateProviders(catalog, sp.GetRequiredService<ISecretSource>()));
+        services.AddSingleton(sp => new ProviderResilience(
+            catalog.Providers
+                .Where(p => sp.GetRequiredService<ActiveProviders>().Models.Any(m => m.Provider.Name == p.Name))
+                .Select(p => (p.Name, TimeSpan.FromSeconds(p.TimeoutSeconds))),
+            sp.GetRequiredService<Microsoft.Extensions.Options.IOptions<ResilienceOptions>>().Value,
+            sp.GetRequiredService<ILogger<ProviderResilience>>()));
+        services.AddSingleton<IGatewayApi>(sp => new GatewayService(
+            sp.GetRequiredService<ActiveProviders>().Models,
+            sp.GetRequiredService<ProviderResilience>(),
+            sp.GetRequiredService<TokenCounter>(),
+            sp.GetRequiredService<TimeProvider>(),
+            sp.GetRequiredService<ILogger<GatewayService>>()));
+        return services;
+    }
+
+    private static ActiveProviders ActivateProviders(ProviderCatalog catalog, ISecretSource secrets)
+    {
+        var real = new List<ActiveModel>();
+        var missingKeys = new List<string>();
+        foreach (var provider in catalog.Providers.Where(p => p.Kind != ProviderKind.Simulated))
+        {
+            var key = provider.ApiKeySecret is null ? null : secrets.GetSecret(provider.ApiKeySecret);
+            if (key is null)
+            {
+                missingKeys.Add($"{provider.Name} (secret {provider.ApiKeySecret ?? "not named"})");
+                continue;
+            }
+
+            var adapter = new OpenAiCompatibleProvider(provider, key);
+            real.AddRange(provider.Models.Select(m => new ActiveModel(adapter, m)));
+        }
+
+        var useSimulated = catalog.Simulated == SimulatedMode.Always || (catalog.Simulated == SimulatedMode.Auto && real.Count == 0);
+        var simulated = useSimulated
+            ? catalog.Providers
+                .Where(p => p.Kind == ProviderKind.Simulated)
+                .SelectMany(p => p.Models.Select(m => new ActiveModel(new SimulatedProvider(p.Name), m)))
+                .ToList()
+            : [];
+        var models = real.Concat(simulated).ToList();
+        if (models.Count == 0)
+        {
+            throw new CatalogException(
+                $"catalog: no provider can run: no API key for {string.Join(", ", missingKeys)} and simulated providers are {catalog.Simulated.ToString().ToLowerInvariant()}");
+        }
+
+        return new ActiveProviders(models, missingKeys);
+    }
+}
+
+/// <summary>The models that can take calls, and the real providers left out for want of a key.</summary>
+public sealed record ActiveProviders(IReadOnlyList<ActiveModel> Models, IReadOnlyList<string> ProvidersWithoutKey)
+{
+    public bool AllSimulated => Models.All(m => m.Provider.Simulated);
+}

@@ -1,0 +1,161 @@
+using Microsoft.AspNetCore.Server.Kestrel.Core;
+using Microsoft.Extensions.AI;
+using Microsoft.Extensions.Options;
+using PersistentAgents.Agents;
+using PersistentAgents.Agents.Embedded;
+using PersistentAgents.Agents.Rest;
+using PersistentAgents.Contracts;
+using PersistentAgents.Contracts.V1;
+using PersistentAgents.EmbeddedStorage;
+using PersistentAgents.Gateway;
+using PersistentAgents.Gateway.Catalog;
+using PersistentAgents.Gateway.Providers;
+using PersistentAgents.Learning;
+using PersistentAgents.Learning.Embedded;
+using PersistentAgents.Memory;
+using PersistentAgents.Memory.Embedded;
+
+namespace PersistentAgents.Host;
+
+/// <summary>
+/// The embedded mode's composition root: the four services in one process, calling each other through
+/// their C# interfaces, with SQLite, files and in-process adapters under one data folder.
+/// </summary>
+public static class EmbeddedHost
+{
+    public const string DefaultUrl = "http://localhost:5080";
+    public const string DefaultGrpcUrl = "http://localhost:5081";
+
+    public static WebApplication Build(string[] args)
+    {
+        var builder = WebApplication.CreateBuilder(args);
+        var dataDir = Path.GetFullPath(builder.Configuration["data-dir"] ?? "data");
+        var catalogPath = builder.Configuration["catalog"] ?? Path.Combine(AppContext.BaseDirectory, "catalog.yaml");
+        var catalog = ProviderCatalog.Load(catalogPath);
+        Directory.CreateDirectory(dataDir);
+
+        ListenOn(builder, builder.Configuration[WebHostDefaults.ServerUrlsKey] ?? DefaultUrl, builder.Configuration["grpc-urls"] ?? DefaultGrpcUrl);
+
+        var services = builder.Services;
+        services.AddSingleton(TimeProvider.System);
+        services.AddSingleton(Random.Shared);
+        services.Configure<AgentLimits>(builder.Configuration.GetSection("Agents"));
+        services.Configure<MemoryOptions>(builder.Configuration.GetSection("Memory"));
+        services.Configure<LearningOptions>(builder.Configuration.GetSection("Learning"));
+        services.Configure<ResilienceOptions>(builder.Configuration.GetSection("Resilience"));
+
+        // Gateway: providers from the catalog, API keys from the environment.
+        services.AddSingleton<ISecretSource, EnvironmentSecretSource>();
+        services.AddGateway(catalog);
+
+        // Memory: SQLite for working and semantic memory, files for episodes.
+        var memoryDb = new SqliteDatabase(Path.Combine(dataDir, "memory.db"), SqliteWorkingMemoryStore.Schema + InProcessVectorIndex.Schema);
+        services.AddSingleton(sp => new SqliteWorkingMemoryStore(memoryDb, sp.GetRequiredService<TimeProvider>()));
+        services.AddSingleton<IWorkingMemoryStore>(sp => sp.GetRequiredService<SqliteWorkingMemoryStore>());
+        services.AddSingleton<IVectorStore>(_ => new InProcessVectorIndex(memoryDb));
+        services.AddSingleton<IEpisodeStore>(_ => new FileEpisodeStore(dataDir));
+        services.AddSingleton<IEmbeddingGenerator<string, Embedding<float>>>(_ => new HashedNGramEmbedder());
+        services.AddSingleton<IMemoryApi, MemoryService>();
+        services.AddHostedService<WorkingMemorySweeper>();
+
+        // Learning: bandit state in SQLite, outcomes from the in-process bus.
+        var learningDb = new SqliteDatabase(Path.Combine(dataDir, "learning.db"), SqliteLearningStateStore.Schema);
+        services.AddSingleton<ILearningStateStore>(_ => new SqliteLearningStateStore(learningDb));
+        services.AddSingleton<ILearningApi, LearningService>();
+
+        // Agents: aggregate state in SQLite, turns serialised per agent in process.
+        var agentsDb = new SqliteDatabase(Path.Combine(dataDir, "agents.db"), SqliteAgentStateStore.Schema);
+        services.AddSingleton<IAgentStateStore>(_ => new SqliteAgentStateStore(agentsDb));
+        services.AddSingleton<AgentLoop>();
+        services.AddSingleton<IAgentInvoker, InProcessAgentInvoker>();
+
+        services.AddSingleton(sp =>
+        {
+            var bus = new InProcessEventBus(sp.GetRequiredService<ILogger<InProcessEventBus>>());
+            var learning = sp.GetRequiredService<ILearningApi>();
+            bus.Subscribe<InteractionCompleted>(Topics.InteractionCompleted, (outcome, _, token) => learning.RecordOutcomeAsync(outcome, token));
+            return bus;
+        });
+        services.AddSingleton<IEventPublisher>(sp => sp.GetRequiredService<InProcessEventBus>());
+
+        services.AddGrpc(options => options.EnableDetailedErrors = false).AddJsonTranscoding();
+        services.AddGrpcReflection();
+        services.AddGrpcHealthChecks();
+
+        var app = builder.Build();
+        app.UseRouting();
+        app.UseMiddleware<JsonRequestShapeMiddleware>(new[] { AgentsReflection.Descriptor }.AsEnumerable());
+        app.MapGrpcService<AgentsGrpcService>();
+        app.MapGrpcService<MemoryGrpcService>();
+        app.MapGrpcService<LearningGrpcService>();
+        app.MapGrpcService<GatewayGrpcService>();
+        app.MapGrpcReflectionService();
+        app.MapGrpcHealthChecksService();
+
+        app.Lifetime.ApplicationStarted.Register(() => LogStart(app, dataDir, catalogPath));
+        return app;
+    }
+
+    /// <summary>
+    /// REST and gRPC share <paramref name="urls"/> when they are https (ALPN picks the protocol). Kestrel
+    /// cannot tell HTTP/1.1 from cleartext HTTP/2 on one port (dotnet/aspnetcore#56984), so cleartext gRPC
+    /// clients also get <paramref name="grpcUrls"/>, HTTP/2 only.
+    /// </summary>
+    private static void ListenOn(WebApplicationBuilder builder, string urls, string grpcUrls)
+    {
+        var endpoints = Split(urls).Select(url => (Url: new Uri(url), Protocols: HttpProtocols.Http1AndHttp2))
+            .Concat(Split(grpcUrls).Select(url => (Url: new Uri(url), Protocols: HttpProtocols.Http2)))
+            .ToList();
+        builder.WebHost.UseUrls([]);
+        builder.WebHost.ConfigureKestrel(kestrel =>
+        {
+            foreach (var (url, protocols) in endpoints)
+            {
+                void Configure(ListenOptions listen)
+                {
+                    var https = url.Scheme == Uri.UriSchemeHttps;
+                    listen.Protocols = https || protocols == HttpProtocols.Http2 ? protocols : HttpProtocols.Http1;
+                    if (https)
+                    {
+                        listen.UseHttps();
+                    }
+                }
+
+                switch (url.Host)
+                {
+                    case "localhost":
+                        kestrel.ListenLocalhost(url.Port, Configure);
+                        break;
+                    case "*" or "+" or "0.0.0.0" or "[::]":
+                        kestrel.ListenAnyIP(url.Port, Configure);
+                        break;
+                    default:
+                        kestrel.Listen(System.Net.IPAddress.Parse(url.Host.Trim('[', ']')), url.Port, Configure);
+                        break;
+                }
+            }
+        });
+    }
+
+    private static string[] Split(string urls) => urls.Split(';', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+
+    private static void LogStart(WebApplication app, string dataDir, string catalogPath)
+    {
+        var logger = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("PersistentAgents");
+        var providers = app.Services.GetRequiredService<ActiveProviders>();
+        logger.LogInformation("Persistent Agents (embedded mode) on {Urls}; data in {DataDir}; catalog {Catalog}",
+            string.Join(", ", app.Urls), dataDir, catalogPath);
+        foreach (var group in providers.Models.GroupBy(m => m.Provider.Name))
+        {
+            logger.LogInformation("Provider {Provider} ({Kind}): {Models}", group.Key,
+                group.First().Provider.Simulated ? "simulated" : "openai-compatible",
+                string.Join(", ", group.Select(m => m.Definition.Name)));
+        }
+
+        if (providers.AllSimulated)
+        {
+            logger.LogWarning("No API key configured{Missing}: running SIMULATED providers only; every reply says simulated: true",
+                providers.ProvidersWithoutKey.Count > 0 ? $" (missing: {string.Join(", ", providers.ProvidersWithoutKey)})" : "");
+        }
+    }
+}

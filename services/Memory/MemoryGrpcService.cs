@@ -1,0 +1,27 @@
+using Grpc.Core;
+using PersistentAgents.Contracts;
+using PersistentAgents.Contracts.V1;
+
+namespace PersistentAgents.Memory;
+
+/// <summary>The memory service's gRPC face, for the other services in distributed mode.</summary>
+public sealed class MemoryGrpcService(IMemoryApi memory) : Contracts.V1.Memory.MemoryBase
+{
+    public override Task<WorkingMemory> GetWorkingMemory(GetWorkingMemoryRequest request, ServerCallContext context) =>
+        memory.GetWorkingMemoryAsync(request, context.CancellationToken);
+
+    public override Task<AppendTurnReply> AppendTurn(AppendTurnRequest request, ServerCallContext context) =>
+        memory.AppendTurnAsync(request, context.CancellationToken);
+
+    public override Task<RecallReply> Recall(RecallRequest request, ServerCallContext context) =>
+        memory.RecallAsync(request, context.CancellationToken);
+
+    public override Task<RememberReply> Remember(RememberRequest request, ServerCallContext context) =>
+        memory.RememberAsync(request, context.CancellationToken);
+
+    public override Task<AppendEpisodeReply> AppendEpisode(AppendEpisodeRequest request, ServerCallContext context) =>
+        memory.AppendEpisodeAsync(request, context.CancellationToken);
+
+    public override Task<MemoryUsageReply> GetUsage(GetMemoryUsageRequest request, ServerCallContext context) =>
+        memory.GetUsageAsync(request, context.CancellationToken);
+}

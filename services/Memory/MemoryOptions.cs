@@ -1,0 +1,16 @@
+namespace PersistentAgents.Memory;
+
+public sealed class MemoryOptions
+{
+    /// <summary>How long a working-memory turn lives.</summary>
+    public TimeSpan WorkingMemoryTtl { get; set; } = TimeSpan.FromHours(1);
+
+    /// <summary>Turns kept per session; older ones are dropped when a new one arrives.</summary>
+    public int MaxTurnsPerSession { get; set; } = 50;
+
+    /// <summary>A memory this similar to an existing one replaces it instead of piling up beside it.</summary>
+    public double DuplicateSimilarity { get; set; } = 0.97;
+
+    /// <summary>How often expired working memory is swept from storage (reads never see it regardless).</summary>
+    public TimeSpan SweepInterval { get; set; } = TimeSpan.FromMinutes(1);
+}
