@@ -28,7 +28,8 @@ public static class EmbeddedHost
 
     public static WebApplication Build(string[] args)
     {
-        var builder = WebApplication.CreateBuilder(args);
+        // Settings ship beside the binary, so the host behaves the same from whatever folder it is started.
+        var builder = WebApplication.CreateBuilder(new WebApplicationOptions { Args = args, ContentRootPath = AppContext.BaseDirectory });
         var dataDir = Path.GetFullPath(builder.Configuration["data-dir"] ?? "data");
         var catalogPath = builder.Configuration["catalog"] ?? Path.Combine(AppContext.BaseDirectory, "catalog.yaml");
         var catalog = ProviderCatalog.Load(catalogPath);
@@ -85,10 +86,9 @@ public static class EmbeddedHost
         var app = builder.Build();
         app.UseRouting();
         app.UseMiddleware<JsonRequestShapeMiddleware>(new[] { AgentsReflection.Descriptor }.AsEnumerable());
+        // Only the public API: memory, learning and gateway are called in process here and have no
+        // tenant checks of their own, so exposing them would let a caller step around the agents.
         app.MapGrpcService<AgentsGrpcService>();
-        app.MapGrpcService<MemoryGrpcService>();
-        app.MapGrpcService<LearningGrpcService>();
-        app.MapGrpcService<GatewayGrpcService>();
         app.MapGrpcReflectionService();
         app.MapGrpcHealthChecksService();
 

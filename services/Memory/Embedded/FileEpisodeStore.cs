@@ -15,7 +15,7 @@ public sealed class FileEpisodeStore(string rootDirectory) : IEpisodeStore
     public async Task<string> AppendAsync(AgentScope scope, string interactionId, DateTimeOffset at, string json, CancellationToken cancellationToken)
     {
         var day = at.UtcDateTime.ToString("yyyy-MM-dd", CultureInfo.InvariantCulture);
-        var path = Contained(Path.Combine(AgentDirectory(scope), day, interactionId + ".json"));
+        var path = Path.Combine(AgentDirectory(scope), day, Segment(interactionId, nameof(interactionId)) + ".json");
         await AtomicFile.WriteAllTextAsync(path, json, cancellationToken);
         return Path.GetRelativePath(Path.GetDirectoryName(_root)!, path).Replace('\\', '/');
     }
@@ -28,16 +28,16 @@ public sealed class FileEpisodeStore(string rootDirectory) : IEpisodeStore
             : 0L);
     }
 
-    private string AgentDirectory(AgentScope scope) => Contained(Path.Combine(_root, scope.Tenant, scope.Agent));
+    private string AgentDirectory(AgentScope scope) =>
+        Path.Combine(_root, Segment(scope.Tenant, "tenant"), Segment(scope.Agent, "agent"));
 
-    private string Contained(string path)
+    private static string Segment(string name, string what)
     {
-        var full = Path.GetFullPath(path);
-        if (!full.StartsWith(_root + Path.DirectorySeparatorChar, StringComparison.Ordinal))
+        if (string.IsNullOrEmpty(name) || name is "." or ".." || name.IndexOfAny(['/', '\\', '\0']) >= 0)
         {
-            throw new ArgumentException($"'{path}' escapes the episode folder", nameof(path));
+            throw new ArgumentException($"{what} '{name}' is not a plain folder name", what);
         }
 
-        return full;
+        return name;
     }
 }
