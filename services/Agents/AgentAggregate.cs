@@ -61,4 +61,6 @@ public interface IAgentStateStore
     Task<AgentAggregate?> LoadAsync(AgentId agent, CancellationToken cancellationToken);
 
     Task SaveAsync(AgentId agent, AgentAggregate aggregate, CancellationToken cancellationToken);
+
+    Task DeleteAsync(AgentId agent, CancellationToken cancellationToken);
 }

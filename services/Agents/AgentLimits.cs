@@ -16,6 +16,12 @@ public sealed class AgentLimits
     /// <summary>Memories less similar than this to the prompt are left out.</summary>
     public double RecallMinSimilarity { get; set; } = 0.3;
 
-    /// <summary>Characters of recalled memory allowed into the prompt.</summary>
-    public int RecallBudgetChars { get; set; } = 4_000;
+    /// <summary>Tokens of recalled memory allowed into the prompt.</summary>
+    public int RecallTokenBudget { get; set; } = 1_000;
+
+    /// <summary>Turns the working-memory route shows at most.</summary>
+    public int MaxWorkingMemoryTurnsShown { get; set; } = 50;
+
+    /// <summary>Memories the recall route returns at most.</summary>
+    public int MaxRecallTopK { get; set; } = 50;
 }

@@ -31,16 +31,16 @@ public sealed class AgentLoop(
     {
         var started = timeProvider.GetTimestamp();
         var at = timeProvider.GetUtcNow();
-        var interactionId = Guid.CreateVersion7(at).ToString("N");
+        var interactionId = InteractionIds.New(at);
         var agentRef = new AgentRef { Tenant = agent.Tenant, Agent = agent.Name };
 
         var working = await memory.GetWorkingMemoryAsync(
             new GetWorkingMemoryRequest { Agent = agentRef, SessionId = request.SessionId, MaxTurns = _limits.WorkingMemoryTurns },
             cancellationToken);
         var recalled = await memory.RecallAsync(
-            new RecallRequest { Agent = agentRef, Query = request.Prompt, TopK = _limits.RecallTopK, MinSimilarity = _limits.RecallMinSimilarity },
+            new RecallRequest { Agent = agentRef, Query = request.Prompt, TopK = _limits.RecallTopK, MinSimilarity = _limits.RecallMinSimilarity, TokenBudget = _limits.RecallTokenBudget },
             cancellationToken);
-        var memoriesUsed = WithinBudget(recalled.Memories);
+        var memoriesUsed = recalled.Memories;
 
         var route = await RouteAsync(agent, request, cancellationToken);
         var gatewayRequest = new GatewayRequest { Tenant = agent.Tenant, Agent = agent.Name, TaskType = request.TaskType };
@@ -103,6 +103,15 @@ public sealed class AgentLoop(
         return reply;
     }
 
+    /// <summary>Forgets the agent: every memory tier and its statistics.</summary>
+    public async Task<PurgeReply> PurgeAsync(AgentId agent, CancellationToken cancellationToken)
+    {
+        var purged = await memory.PurgeAsync(new PurgeRequest { Agent = new AgentRef { Tenant = agent.Tenant, Agent = agent.Name } }, cancellationToken);
+        await state.DeleteAsync(agent, cancellationToken);
+        logger.LogInformation("Agent {Agent} purged: {Purged}", agent, purged);
+        return purged;
+    }
+
     private async Task<RankReply> RouteAsync(AgentId agent, ValidCompleteRequest request, CancellationToken cancellationToken)
     {
         var catalog = await gateway.ListModelsAsync(new ListModelsRequest(), cancellationToken);
@@ -120,25 +129,7 @@ public sealed class AgentLoop(
         return await learning.RankAsync(rank, cancellationToken);
     }
 
-    private List<RecalledMemory> WithinBudget(IEnumerable<RecalledMemory> memories)
-    {
-        var used = new List<RecalledMemory>();
-        var budget = _limits.RecallBudgetChars;
-        foreach (var recalled in memories)
-        {
-            if (recalled.Text.Length > budget)
-            {
-                break;
-            }
-
-            budget -= recalled.Text.Length;
-            used.Add(recalled);
-        }
-
-        return used;
-    }
-
-    private static IEnumerable<ChatMessage> BuildMessages(AgentId agent, ValidCompleteRequest request, WorkingMemory working, List<RecalledMemory> memories)
+    private static IEnumerable<ChatMessage> BuildMessages(AgentId agent, ValidCompleteRequest request, WorkingMemory working, Google.Protobuf.Collections.RepeatedField<RecalledMemory> memories)
     {
         var system = new StringBuilder($"You are the persistent agent '{agent.Name}'. Task type: {request.TaskType}.");
         if (memories.Count > 0)

@@ -28,7 +28,7 @@ public sealed class AgentsGrpcService(
         var agent = AgentOf(request.Agent);
         var aggregate = await LoadExistingAsync(agent, context.CancellationToken);
         var scores = await learning.GetScoresAsync(new GetScoresRequest { Tenant = agent.Tenant, Agent = agent.Name }, context.CancellationToken);
-        var usage = await memory.GetUsageAsync(new GetMemoryUsageRequest { Agent = new AgentRef { Tenant = agent.Tenant, Agent = agent.Name } }, context.CancellationToken);
+        var usage = await memory.GetUsageAsync(new GetMemoryUsageRequest { Agent = RefOf(agent) }, context.CancellationToken);
         var stats = new AgentStats
         {
             Agent = agent.Name,
@@ -43,8 +43,11 @@ public sealed class AgentsGrpcService(
             Memory = new MemoryUsage
             {
                 WorkingTurns = usage.WorkingTurns,
+                WorkingBytes = usage.WorkingBytes,
                 SemanticMemories = usage.SemanticMemories,
+                SemanticBytes = usage.SemanticBytes,
                 Episodes = usage.Episodes,
+                EpisodeBytes = usage.EpisodeBytes,
                 Embedder = usage.Embedder,
             },
         };
@@ -92,6 +95,38 @@ public sealed class AgentsGrpcService(
         health.Providers.AddRange(providers.Providers.Select(p => new ProviderCircuit { Provider = p.Provider, State = p.Circuit, Simulated = p.Simulated }));
         return health;
     }
+
+    public override Task<WorkingMemory> GetWorkingMemory(AgentWorkingMemoryRequest request, ServerCallContext context)
+    {
+        var agent = AgentOf(request.Agent);
+        var sessionId = CompleteRequestValidator.ValidSessionId(request.SessionId);
+        return memory.GetWorkingMemoryAsync(
+            new GetWorkingMemoryRequest { Agent = RefOf(agent), SessionId = sessionId, MaxTurns = limits.Value.MaxWorkingMemoryTurnsShown },
+            context.CancellationToken);
+    }
+
+    public override Task<RecallReply> RecallMemory(AgentRecallRequest request, ServerCallContext context)
+    {
+        var agent = AgentOf(request.Agent);
+        var recall = CompleteRequestValidator.ValidRecall(request, limits.Value);
+        recall.Agent = RefOf(agent);
+        return memory.RecallAsync(recall, context.CancellationToken);
+    }
+
+    public override Task<EpisodeList> ListEpisodes(AgentEpisodesRequest request, ServerCallContext context) =>
+        memory.ListEpisodesAsync(
+            new ListEpisodesRequest { Agent = RefOf(AgentOf(request.Agent)), From = request.From, To = request.To, Limit = request.Limit },
+            context.CancellationToken);
+
+    public override Task<Episode> GetEpisode(AgentEpisodeRequest request, ServerCallContext context) =>
+        memory.GetEpisodeAsync(
+            new GetEpisodeRequest { Agent = RefOf(AgentOf(request.Agent)), InteractionId = request.InteractionId },
+            context.CancellationToken);
+
+    public override Task<PurgeReply> PurgeMemory(PurgeMemoryRequest request, ServerCallContext context) =>
+        invoker.PurgeAsync(AgentOf(request.Agent), context.CancellationToken);
+
+    private static AgentRef RefOf(AgentId agent) => new() { Tenant = agent.Tenant, Agent = agent.Name };
 
     private static AgentId AgentOf(string name)
     {

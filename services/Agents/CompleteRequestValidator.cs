@@ -35,11 +35,7 @@ public static partial class CompleteRequestValidator
         var taskType = request.TaskType.Length == 0 ? DefaultTaskType : request.TaskType;
         CheckName("taskType", taskType);
 
-        var sessionId = request.SessionId.Length == 0 ? DefaultSessionId : request.SessionId;
-        if (!SessionPattern().IsMatch(sessionId))
-        {
-            throw Invalid("sessionId: must be 1 to 128 characters of letters, digits, '.', ':', '-' or '_'");
-        }
+        var sessionId = ValidSessionId(request.SessionId);
 
         string? contextJson = null;
         if (request.Context is { Fields.Count: > 0 })
@@ -54,6 +50,52 @@ public static partial class CompleteRequestValidator
         }
 
         return new ValidCompleteRequest(request.Prompt, taskType, sessionId, contextJson);
+    }
+
+    public static string ValidSessionId(string sessionId)
+    {
+        var valid = sessionId.Length == 0 ? DefaultSessionId : sessionId;
+        return SessionPattern().IsMatch(valid)
+            ? valid
+            : throw Invalid("sessionId: must be 1 to 128 characters of letters, digits, '.', ':', '-' or '_'");
+    }
+
+    /// <summary>A recall request for the memory service, with defaults filled in; the caller sets the agent.</summary>
+    public static RecallRequest ValidRecall(AgentRecallRequest request, AgentLimits limits)
+    {
+        if (string.IsNullOrWhiteSpace(request.Query))
+        {
+            throw Invalid("query: must not be empty");
+        }
+
+        if (request.Query.Length > limits.MaxPromptChars)
+        {
+            throw Invalid($"query: is {request.Query.Length} characters, the limit is {limits.MaxPromptChars}");
+        }
+
+        if (request.TopK < 0 || request.TopK > limits.MaxRecallTopK)
+        {
+            throw Invalid($"topK: must be between 1 and {limits.MaxRecallTopK} (0 for the default, {limits.RecallTopK})");
+        }
+
+        if (request.MinSimilarity is < -1 or > 1 || double.IsNaN(request.MinSimilarity))
+        {
+            throw Invalid("minSimilarity: must be between -1 and 1");
+        }
+
+        if (request.TaskType.Length > 0)
+        {
+            CheckName("taskType", request.TaskType);
+        }
+
+        return new RecallRequest
+        {
+            Query = request.Query,
+            TopK = request.TopK == 0 ? limits.RecallTopK : request.TopK,
+            MinSimilarity = request.MinSimilarity,
+            TaskType = request.TaskType,
+            SuccessfulOnly = request.SuccessfulOnly,
+        };
     }
 
     private static void CheckName(string field, string value)

@@ -9,4 +9,7 @@ namespace PersistentAgents.Agents;
 public interface IAgentInvoker
 {
     Task<CompleteReply> CompleteAsync(AgentId agent, ValidCompleteRequest request, CancellationToken cancellationToken);
+
+    /// <summary>Forgets the agent, as a turn of its own so that it never interleaves with a completion.</summary>
+    Task<PurgeReply> PurgeAsync(AgentId agent, CancellationToken cancellationToken);
 }

@@ -18,7 +18,13 @@ public interface IMemoryApi
 
     Task<AppendEpisodeReply> AppendEpisodeAsync(AppendEpisodeRequest request, CancellationToken cancellationToken);
 
+    Task<EpisodeList> ListEpisodesAsync(ListEpisodesRequest request, CancellationToken cancellationToken);
+
+    Task<Episode> GetEpisodeAsync(GetEpisodeRequest request, CancellationToken cancellationToken);
+
     Task<MemoryUsageReply> GetUsageAsync(GetMemoryUsageRequest request, CancellationToken cancellationToken);
+
+    Task<PurgeReply> PurgeAsync(PurgeRequest request, CancellationToken cancellationToken);
 }
 
 public interface ILearningApi

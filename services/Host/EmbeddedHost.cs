@@ -58,6 +58,8 @@ public static class EmbeddedHost
         services.AddSingleton<IEmbeddingGenerator<string, Embedding<float>>>(_ => new HashedNGramEmbedder());
         services.AddSingleton<IMemoryApi, MemoryService>();
         services.AddHostedService<WorkingMemorySweeper>();
+        services.AddSingleton<EpisodeMaintenance>();
+        services.AddHostedService<EpisodeMaintenanceService>();
 
         // Learning: bandit state in SQLite, outcomes from the in-process bus.
         var learningDb = new SqliteDatabase(Path.Combine(dataDir, "learning.db"), SqliteLearningStateStore.Schema);

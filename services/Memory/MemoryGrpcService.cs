@@ -22,6 +22,15 @@ public sealed class MemoryGrpcService(IMemoryApi memory) : Contracts.V1.Memory.M
     public override Task<AppendEpisodeReply> AppendEpisode(AppendEpisodeRequest request, ServerCallContext context) =>
         memory.AppendEpisodeAsync(request, context.CancellationToken);
 
+    public override Task<EpisodeList> ListEpisodes(ListEpisodesRequest request, ServerCallContext context) =>
+        memory.ListEpisodesAsync(request, context.CancellationToken);
+
+    public override Task<Episode> GetEpisode(GetEpisodeRequest request, ServerCallContext context) =>
+        memory.GetEpisodeAsync(request, context.CancellationToken);
+
+    public override Task<PurgeReply> Purge(PurgeRequest request, ServerCallContext context) =>
+        memory.PurgeAsync(request, context.CancellationToken);
+
     public override Task<MemoryUsageReply> GetUsage(GetMemoryUsageRequest request, ServerCallContext context) =>
         memory.GetUsageAsync(request, context.CancellationToken);
 }

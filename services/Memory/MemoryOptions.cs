@@ -5,6 +5,9 @@ public sealed class MemoryOptions
     /// <summary>How long a working-memory turn lives.</summary>
     public TimeSpan WorkingMemoryTtl { get; set; } = TimeSpan.FromHours(1);
 
+    /// <summary>Working-memory TTL of particular agents, by agent name; others get <see cref="WorkingMemoryTtl"/>.</summary>
+    public Dictionary<string, TimeSpan> WorkingMemoryTtlByAgent { get; set; } = [];
+
     /// <summary>Turns kept per session; older ones are dropped when a new one arrives.</summary>
     public int MaxTurnsPerSession { get; set; } = 50;
 
@@ -13,4 +16,13 @@ public sealed class MemoryOptions
 
     /// <summary>How often expired working memory is swept from storage (reads never see it regardless).</summary>
     public TimeSpan SweepInterval { get; set; } = TimeSpan.FromMinutes(1);
+
+    /// <summary>How long episodes are kept.</summary>
+    public TimeSpan EpisodeRetention { get; set; } = TimeSpan.FromDays(90);
+
+    /// <summary>Episodes of days at least this old are consolidated into one semantic memory per day and task type.</summary>
+    public TimeSpan ConsolidateAfter { get; set; } = TimeSpan.FromDays(1);
+
+    /// <summary>How often retention and consolidation run.</summary>
+    public TimeSpan MaintenanceInterval { get; set; } = TimeSpan.FromHours(1);
 }

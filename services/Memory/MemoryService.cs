@@ -1,6 +1,9 @@
+using System.Globalization;
 using Google.Protobuf.WellKnownTypes;
+using Grpc.Core;
 using Microsoft.Extensions.AI;
 using Microsoft.Extensions.Options;
+using Microsoft.ML.Tokenizers;
 using PersistentAgents.Contracts;
 using PersistentAgents.Contracts.V1;
 
@@ -15,6 +18,8 @@ public sealed class MemoryService(
     IOptions<MemoryOptions> options,
     TimeProvider timeProvider) : IMemoryApi
 {
+    private const string DayFormat = "yyyy-MM-dd";
+    private static readonly Tokenizer RecallTokenizer = TiktokenTokenizer.CreateForEncoding("o200k_base");
     private readonly MemoryOptions _options = options.Value;
 
     public async Task<WorkingMemory> GetWorkingMemoryAsync(GetWorkingMemoryRequest request, CancellationToken cancellationToken)
@@ -33,7 +38,8 @@ public sealed class MemoryService(
 
     public async Task<AppendTurnReply> AppendTurnAsync(AppendTurnRequest request, CancellationToken cancellationToken)
     {
-        var ttl = request.TtlSeconds > 0 ? TimeSpan.FromSeconds(request.TtlSeconds) : _options.WorkingMemoryTtl;
+        var ttl = request.TtlSeconds > 0 ? TimeSpan.FromSeconds(request.TtlSeconds)
+            : _options.WorkingMemoryTtlByAgent.GetValueOrDefault(request.Agent.Agent, _options.WorkingMemoryTtl);
         var turn = new WorkingTurn(request.Turn.Prompt, request.Turn.Reply, request.Turn.InteractionId, request.Turn.At?.ToDateTimeOffset() ?? timeProvider.GetUtcNow());
         await workingMemory.AppendAsync(ScopeOf(request.Agent), request.SessionId, turn, ttl, _options.MaxTurnsPerSession, cancellationToken);
         return new AppendTurnReply();
@@ -42,15 +48,34 @@ public sealed class MemoryService(
     public async Task<RecallReply> RecallAsync(RecallRequest request, CancellationToken cancellationToken)
     {
         var query = await embedder.GenerateVectorAsync(request.Query, cancellationToken: cancellationToken);
-        var matches = await vectors.SearchAsync(ScopeOf(request.Agent), query, Math.Max(1, request.TopK), request.MinSimilarity, cancellationToken);
+        var filter = new VectorFilter(request.TaskType.Length == 0 ? null : request.TaskType, request.SuccessfulOnly);
+        var matches = await vectors.SearchAsync(ScopeOf(request.Agent), query, Math.Max(1, request.TopK), request.MinSimilarity, filter, cancellationToken);
         var reply = new RecallReply();
-        reply.Memories.AddRange(matches.Select(m => new RecalledMemory
+        var budget = request.TokenBudget > 0 ? request.TokenBudget : int.MaxValue;
+        foreach (var match in matches)
         {
-            Id = m.Record.Id,
-            Text = m.Record.Text,
-            Similarity = m.Similarity,
-            TaskType = m.Record.TaskType,
-        }));
+            // Most similar first: a memory that does not fit the remaining budget ends the recall, so a
+            // less relevant one never displaces a more relevant one.
+            var tokens = RecallTokenizer.CountTokens(match.Record.Text);
+            if (tokens > budget)
+            {
+                break;
+            }
+
+            budget -= tokens;
+            reply.Memories.Add(new RecalledMemory
+            {
+                Id = match.Record.Id,
+                Text = match.Record.Text,
+                Similarity = match.Similarity,
+                TaskType = match.Record.TaskType,
+                Success = match.Record.Success,
+                CostUsd = match.Record.CostUsd,
+                Created = Timestamp.FromDateTimeOffset(match.Record.Created),
+                Tokens = tokens,
+            });
+        }
+
         return reply;
     }
 
@@ -61,7 +86,7 @@ public sealed class MemoryService(
 
         // A near-duplicate of something already remembered refreshes that memory instead of crowding
         // recall with copies of the same fact.
-        var nearest = await vectors.SearchAsync(scope, vector, 1, _options.DuplicateSimilarity, cancellationToken);
+        var nearest = await vectors.SearchAsync(scope, vector, 1, _options.DuplicateSimilarity, new VectorFilter(request.TaskType), cancellationToken);
         var id = nearest.Count > 0 ? nearest[0].Record.Id : request.Id;
         await vectors.UpsertAsync(
             new VectorRecord(id, scope, vector, request.Text, request.TaskType, request.Success, request.CostUsd, timeProvider.GetUtcNow()),
@@ -76,20 +101,82 @@ public sealed class MemoryService(
         return new AppendEpisodeReply { Location = location };
     }
 
+    public async Task<EpisodeList> ListEpisodesAsync(ListEpisodesRequest request, CancellationToken cancellationToken)
+    {
+        var from = ParseDay(request.From, "from") ?? DateOnly.MinValue;
+        var to = ParseDay(request.To, "to") ?? DateOnly.MaxValue;
+        if (from > to)
+        {
+            throw new RpcException(new Status(StatusCode.InvalidArgument, "from: must not be after to"));
+        }
+
+        var limit = request.Limit is > 0 and <= 1000 ? request.Limit : 100;
+        var list = new EpisodeList();
+        list.Episodes.AddRange((await episodes.ListAsync(ScopeOf(request.Agent), from, to, limit, cancellationToken)).Select(e => new EpisodeRef
+        {
+            InteractionId = e.InteractionId,
+            Day = e.Day.ToString(DayFormat, CultureInfo.InvariantCulture),
+            Location = e.Location,
+            Bytes = e.Bytes,
+        }));
+        return list;
+    }
+
+    public async Task<Episode> GetEpisodeAsync(GetEpisodeRequest request, CancellationToken cancellationToken)
+    {
+        if (!InteractionIds.TryGetTimestamp(request.InteractionId, out var at))
+        {
+            throw new RpcException(new Status(StatusCode.InvalidArgument, "interactionId: is not an interaction id (32 hex digits of a version 7 GUID)"));
+        }
+
+        var json = await episodes.GetAsync(ScopeOf(request.Agent), request.InteractionId, DateOnly.FromDateTime(at.UtcDateTime), cancellationToken)
+            ?? throw new RpcException(new Status(StatusCode.NotFound, $"interactionId: no episode '{request.InteractionId}' for agent '{request.Agent.Agent}'"));
+        return new Episode { InteractionId = request.InteractionId, Json = json };
+    }
+
     public async Task<MemoryUsageReply> GetUsageAsync(GetMemoryUsageRequest request, CancellationToken cancellationToken)
     {
         var scope = ScopeOf(request.Agent);
+        var working = await workingMemory.UsageAsync(scope, cancellationToken);
+        var semantic = await vectors.UsageAsync(scope, cancellationToken);
+        var episodic = await episodes.UsageAsync(scope, cancellationToken);
         return new MemoryUsageReply
         {
-            WorkingTurns = await workingMemory.CountAsync(scope, cancellationToken),
-            SemanticMemories = await vectors.CountAsync(scope, cancellationToken),
-            Episodes = await episodes.CountAsync(scope, cancellationToken),
+            WorkingTurns = working.Items,
+            WorkingBytes = working.Bytes,
+            SemanticMemories = semantic.Items,
+            SemanticBytes = semantic.Bytes,
+            Episodes = episodic.Items,
+            EpisodeBytes = episodic.Bytes,
             Embedder = embedder.GetService<EmbeddingGeneratorMetadata>() is { } metadata
                 ? $"{metadata.DefaultModelId} ({metadata.DefaultModelDimensions} dims, {metadata.ProviderName})"
                 : "unknown",
         };
     }
 
-    private static AgentScope ScopeOf(AgentRef agent) =>
+    public async Task<PurgeReply> PurgeAsync(PurgeRequest request, CancellationToken cancellationToken)
+    {
+        var scope = ScopeOf(request.Agent);
+        return new PurgeReply
+        {
+            WorkingTurns = await workingMemory.PurgeAsync(scope, cancellationToken),
+            SemanticMemories = await vectors.PurgeAsync(scope, cancellationToken),
+            Episodes = await episodes.PurgeAsync(scope, cancellationToken),
+        };
+    }
+
+    private static DateOnly? ParseDay(string value, string field)
+    {
+        if (value.Length == 0)
+        {
+            return null;
+        }
+
+        return DateOnly.TryParseExact(value, DayFormat, CultureInfo.InvariantCulture, DateTimeStyles.None, out var day)
+            ? day
+            : throw new RpcException(new Status(StatusCode.InvalidArgument, $"{field}: must be a day as yyyy-MM-dd"));
+    }
+
+    internal static AgentScope ScopeOf(AgentRef agent) =>
         new(string.IsNullOrEmpty(agent.Tenant) ? Tenancy.DefaultTenant : agent.Tenant, agent.Agent);
 }

@@ -1,10 +1,14 @@
 namespace PersistentAgents.Memory;
 
 // The memory service's storage ports. Each has an embedded adapter (SQLite, files, an in-process index)
-// and a Dapr adapter; the host's composition root picks one.
+// and a Dapr adapter; the host's composition root picks one. Every method takes the agent's scope, and
+// no adapter returns, counts or deletes anything outside it.
 
 /// <summary>Who a memory belongs to. Every store keys by both parts, so no query crosses agents or tenants.</summary>
 public readonly record struct AgentScope(string Tenant, string Agent);
+
+/// <summary>How much one agent keeps in one tier.</summary>
+public readonly record struct TierUsage(long Items, long Bytes);
 
 public sealed record WorkingTurn(string Prompt, string Reply, string InteractionId, DateTimeOffset At);
 
@@ -16,28 +20,72 @@ public interface IWorkingMemoryStore
     /// <summary>The newest <paramref name="maxTurns"/> unexpired turns, oldest first.</summary>
     Task<IReadOnlyList<WorkingTurn>> GetRecentAsync(AgentScope scope, string sessionId, int maxTurns, CancellationToken cancellationToken);
 
-    Task<long> CountAsync(AgentScope scope, CancellationToken cancellationToken);
+    /// <summary>Unexpired turns over all the agent's sessions.</summary>
+    Task<TierUsage> UsageAsync(AgentScope scope, CancellationToken cancellationToken);
+
+    /// <returns>How many turns were deleted.</returns>
+    Task<long> PurgeAsync(AgentScope scope, CancellationToken cancellationToken);
 }
 
 public sealed record VectorRecord(string Id, AgentScope Scope, ReadOnlyMemory<float> Vector, string Text, string TaskType, bool Success, double CostUsd, DateTimeOffset Created);
 
 public sealed record VectorMatch(VectorRecord Record, double Similarity);
 
+/// <summary>Metadata conditions a recalled memory must meet.</summary>
+public sealed record VectorFilter(string? TaskType = null, bool SuccessfulOnly = false)
+{
+    public static readonly VectorFilter None = new();
+
+    public bool Matches(VectorRecord record) =>
+        (TaskType is null || record.TaskType == TaskType) && (!SuccessfulOnly || record.Success);
+}
+
 /// <summary>Semantic memory: unit-length vectors with metadata, searched by cosine similarity within one scope.</summary>
 public interface IVectorStore
 {
     Task UpsertAsync(VectorRecord record, CancellationToken cancellationToken);
 
-    Task<IReadOnlyList<VectorMatch>> SearchAsync(AgentScope scope, ReadOnlyMemory<float> query, int topK, double minSimilarity, CancellationToken cancellationToken);
+    /// <summary>The <paramref name="topK"/> most similar records at or above the floor, most similar first.</summary>
+    Task<IReadOnlyList<VectorMatch>> SearchAsync(AgentScope scope, ReadOnlyMemory<float> query, int topK, double minSimilarity, VectorFilter filter, CancellationToken cancellationToken);
 
-    Task<long> CountAsync(AgentScope scope, CancellationToken cancellationToken);
+    Task<VectorRecord?> GetAsync(AgentScope scope, string id, CancellationToken cancellationToken);
+
+    /// <returns>False when there was no such record.</returns>
+    Task<bool> DeleteAsync(AgentScope scope, string id, CancellationToken cancellationToken);
+
+    Task<TierUsage> UsageAsync(AgentScope scope, CancellationToken cancellationToken);
+
+    /// <returns>How many records were deleted.</returns>
+    Task<long> PurgeAsync(AgentScope scope, CancellationToken cancellationToken);
 }
 
-/// <summary>Episodic memory: every interaction as one blob, kept for the retention window.</summary>
+/// <summary>One stored episode: its interaction, UTC day, where it is and its size.</summary>
+public sealed record EpisodeEntry(string InteractionId, DateOnly Day, string Location, long Bytes);
+
+/// <summary>
+/// Episodic memory: every interaction as one blob at <c>episodes/{tenant}/{agent}/{yyyy-MM-dd}/{id}.json</c>,
+/// kept for the retention window.
+/// </summary>
 public interface IEpisodeStore
 {
     /// <returns>Where the episode was written.</returns>
     Task<string> AppendAsync(AgentScope scope, string interactionId, DateTimeOffset at, string json, CancellationToken cancellationToken);
 
-    Task<long> CountAsync(AgentScope scope, CancellationToken cancellationToken);
+    /// <returns>The episode's JSON, or null when there is none.</returns>
+    Task<string?> GetAsync(AgentScope scope, string interactionId, DateOnly day, CancellationToken cancellationToken);
+
+    /// <summary>Episodes of the inclusive day range, oldest first, at most <paramref name="limit"/>.</summary>
+    Task<IReadOnlyList<EpisodeEntry>> ListAsync(AgentScope scope, DateOnly firstDay, DateOnly lastDay, int limit, CancellationToken cancellationToken);
+
+    /// <summary>Every agent that has at least one episode.</summary>
+    Task<IReadOnlyList<AgentScope>> ListScopesAsync(CancellationToken cancellationToken);
+
+    /// <summary>Retention: deletes every agent's episodes of days before <paramref name="cutoff"/>.</summary>
+    /// <returns>How many episodes were deleted.</returns>
+    Task<long> DeleteBeforeAsync(DateOnly cutoff, CancellationToken cancellationToken);
+
+    Task<TierUsage> UsageAsync(AgentScope scope, CancellationToken cancellationToken);
+
+    /// <returns>How many episodes were deleted.</returns>
+    Task<long> PurgeAsync(AgentScope scope, CancellationToken cancellationToken);
 }

@@ -32,7 +32,7 @@ public sealed class TestHost : IAsyncDisposable
 
     public GrpcChannel Grpc { get; }
 
-    public static async Task<TestHost> StartAsync(string dataDir, string catalogYaml)
+    public static async Task<TestHost> StartAsync(string dataDir, string catalogYaml, params string[] settings)
     {
         Directory.CreateDirectory(dataDir);
         var catalogPath = Path.Combine(dataDir, "test-catalog.yaml");
@@ -43,6 +43,7 @@ public sealed class TestHost : IAsyncDisposable
             "--data-dir", dataDir,
             "--catalog", catalogPath,
             "--Logging:LogLevel:Default", "Warning",
+            .. settings,
         ]);
         await app.StartAsync();
         var addresses = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.ToList();
@@ -63,6 +64,13 @@ public sealed class TestHost : IAsyncDisposable
         var body = await ReadObjectAsync(response);
         Assert.True(response.IsSuccessStatusCode, $"GET {path} answered {(int)response.StatusCode}: {body}");
         return body;
+    }
+
+    public async Task<(int Status, JsonObject Body)> SendAsync(HttpMethod method, string path, object? body = null)
+    {
+        using var request = new HttpRequestMessage(method, path) { Content = body is null ? null : JsonContent.Create(body) };
+        using var response = await Rest.SendAsync(request);
+        return ((int)response.StatusCode, await ReadObjectAsync(response));
     }
 
     public static async Task<JsonObject> ReadObjectAsync(HttpResponseMessage response) =>

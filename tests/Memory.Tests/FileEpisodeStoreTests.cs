@@ -34,10 +34,10 @@ public sealed class FileEpisodeStoreTests : IDisposable
         await store.AppendAsync(new AgentScope("acme", "bob"), "b1", day, "{}", CancellationToken.None);
         await store.AppendAsync(new AgentScope("globex", "alice"), "g1", day, "{}", CancellationToken.None);
 
-        Assert.Equal(2, await store.CountAsync(Alice, CancellationToken.None));
-        Assert.Equal(1, await store.CountAsync(new AgentScope("acme", "bob"), CancellationToken.None));
-        Assert.Equal(1, await store.CountAsync(new AgentScope("globex", "alice"), CancellationToken.None));
-        Assert.Equal(0, await store.CountAsync(new AgentScope("acme", "nobody"), CancellationToken.None));
+        Assert.Equal(2, (await store.UsageAsync(Alice, CancellationToken.None)).Items);
+        Assert.Equal(1, (await store.UsageAsync(new AgentScope("acme", "bob"), CancellationToken.None)).Items);
+        Assert.Equal(1, (await store.UsageAsync(new AgentScope("globex", "alice"), CancellationToken.None)).Items);
+        Assert.Equal(0, (await store.UsageAsync(new AgentScope("acme", "nobody"), CancellationToken.None)).Items);
     }
 
     [Theory]
@@ -53,7 +53,7 @@ public sealed class FileEpisodeStoreTests : IDisposable
         var scope = new AgentScope("acme", agent);
 
         await Assert.ThrowsAsync<ArgumentException>(() => store.AppendAsync(scope, "i1", DateTimeOffset.UnixEpoch, "{}", CancellationToken.None));
-        await Assert.ThrowsAsync<ArgumentException>(() => store.CountAsync(scope, CancellationToken.None));
+        await Assert.ThrowsAsync<ArgumentException>(() => store.UsageAsync(scope, CancellationToken.None));
         Assert.Empty(Directory.EnumerateFiles(_folder.Path, "i1.json", SearchOption.AllDirectories));
     }
 

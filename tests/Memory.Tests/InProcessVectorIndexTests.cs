@@ -19,7 +19,7 @@ public sealed class InProcessVectorIndexTests : IDisposable
             await index.UpsertAsync(Record($"at-{degrees}", Alice, AtAngle(degrees)), CancellationToken.None);
         }
 
-        var matches = await index.SearchAsync(Alice, AtAngle(0), topK: 3, minSimilarity: -1, CancellationToken.None);
+        var matches = await index.SearchAsync(Alice, AtAngle(0), topK: 3, minSimilarity: -1, VectorFilter.None, CancellationToken.None);
 
         Assert.Equal(["at-10", "at-30", "at-50"], matches.Select(m => m.Record.Id));
         Assert.Equal(Math.Cos(Math.PI * 10 / 180), matches[0].Similarity, tolerance: 1e-5);
@@ -36,7 +36,7 @@ public sealed class InProcessVectorIndexTests : IDisposable
         }
 
         // cos 60° = 0.5: the records at 65° and 80° are under the floor even though k would allow them.
-        var matches = await index.SearchAsync(Alice, AtAngle(0), topK: 10, minSimilarity: 0.5, CancellationToken.None);
+        var matches = await index.SearchAsync(Alice, AtAngle(0), topK: 10, minSimilarity: 0.5, VectorFilter.None, CancellationToken.None);
 
         Assert.Equal(["at-10", "at-40"], matches.Select(m => m.Record.Id));
         Assert.All(matches, m => Assert.True(m.Similarity >= 0.5));
@@ -52,17 +52,17 @@ public sealed class InProcessVectorIndexTests : IDisposable
         await index.UpsertAsync(Record("shared-id", sameAgentOtherTenant, vector, "the secret plan"), CancellationToken.None);
         await index.UpsertAsync(Record("shared-id", otherAgentSameTenant, vector, "the secret plan"), CancellationToken.None);
 
-        Assert.Empty(await index.SearchAsync(Alice, vector, 10, minSimilarity: -1, CancellationToken.None));
-        Assert.Equal(0, await index.CountAsync(Alice, CancellationToken.None));
+        Assert.Empty(await index.SearchAsync(Alice, vector, 10, minSimilarity: -1, VectorFilter.None, CancellationToken.None));
+        Assert.Equal(0, (await index.UsageAsync(Alice, CancellationToken.None)).Items);
 
         await index.UpsertAsync(Record("alice-own", Alice, vector, "the secret plan"), CancellationToken.None);
-        var matches = await index.SearchAsync(Alice, vector, 10, minSimilarity: -1, CancellationToken.None);
+        var matches = await index.SearchAsync(Alice, vector, 10, minSimilarity: -1, VectorFilter.None, CancellationToken.None);
 
         var match = Assert.Single(matches);
         Assert.Equal("alice-own", match.Record.Id);
         Assert.Equal(Alice, match.Record.Scope);
-        Assert.Equal("shared-id", Assert.Single(await index.SearchAsync(otherAgentSameTenant, vector, 10, -1, CancellationToken.None)).Record.Id);
-        Assert.Equal(otherAgentSameTenant, Assert.Single(await index.SearchAsync(otherAgentSameTenant, vector, 10, -1, CancellationToken.None)).Record.Scope);
+        Assert.Equal("shared-id", Assert.Single(await index.SearchAsync(otherAgentSameTenant, vector, 10, -1, VectorFilter.None, CancellationToken.None)).Record.Id);
+        Assert.Equal(otherAgentSameTenant, Assert.Single(await index.SearchAsync(otherAgentSameTenant, vector, 10, -1, VectorFilter.None, CancellationToken.None)).Record.Scope);
     }
 
     [Fact]
@@ -72,12 +72,12 @@ public sealed class InProcessVectorIndexTests : IDisposable
         await index.UpsertAsync(Record("m1", Alice, AtAngle(0), "old text"), CancellationToken.None);
         await index.UpsertAsync(Record("m1", Alice, AtAngle(90), "new text"), CancellationToken.None);
 
-        Assert.Equal(1, await index.CountAsync(Alice, CancellationToken.None));
-        Assert.Empty(await index.SearchAsync(Alice, AtAngle(0), 10, minSimilarity: 0.5, CancellationToken.None));
-        var match = Assert.Single(await index.SearchAsync(Alice, AtAngle(90), 10, minSimilarity: 0.5, CancellationToken.None));
+        Assert.Equal(1, (await index.UsageAsync(Alice, CancellationToken.None)).Items);
+        Assert.Empty(await index.SearchAsync(Alice, AtAngle(0), 10, minSimilarity: 0.5, VectorFilter.None, CancellationToken.None));
+        var match = Assert.Single(await index.SearchAsync(Alice, AtAngle(90), 10, minSimilarity: 0.5, VectorFilter.None, CancellationToken.None));
         Assert.Equal("new text", match.Record.Text);
 
-        var reloaded = Assert.Single(await NewIndex().SearchAsync(Alice, AtAngle(90), 10, minSimilarity: 0.5, CancellationToken.None));
+        var reloaded = Assert.Single(await NewIndex().SearchAsync(Alice, AtAngle(90), 10, minSimilarity: 0.5, VectorFilter.None, CancellationToken.None));
         Assert.Equal("new text", reloaded.Record.Text);
     }
 
@@ -91,9 +91,9 @@ public sealed class InProcessVectorIndexTests : IDisposable
         await first.UpsertAsync(Record("m2", new AgentScope("acme", "bob"), AtAngle(20)), CancellationToken.None);
 
         var restarted = NewIndex();
-        var match = Assert.Single(await restarted.SearchAsync(Alice, AtAngle(20), 5, 0.9, CancellationToken.None));
+        var match = Assert.Single(await restarted.SearchAsync(Alice, AtAngle(20), 5, 0.9, VectorFilter.None, CancellationToken.None));
 
-        Assert.Equal(1, await restarted.CountAsync(Alice, CancellationToken.None));
+        Assert.Equal(1, (await restarted.UsageAsync(Alice, CancellationToken.None)).Items);
         Assert.Equal(1.0, match.Similarity, tolerance: 1e-5);
         Assert.Equal(written.Id, match.Record.Id);
         Assert.Equal(written.Scope, match.Record.Scope);

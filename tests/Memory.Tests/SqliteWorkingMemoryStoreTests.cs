@@ -27,11 +27,11 @@ public sealed class SqliteWorkingMemoryStoreTests : IDisposable
         _time.Advance(Ttl - TimeSpan.FromSeconds(1));
         var before = await _store.GetRecentAsync(Alice, "s1", 10, CancellationToken.None);
         Assert.Equal("hello", Assert.Single(before).Prompt);
-        Assert.Equal(1, await _store.CountAsync(Alice, CancellationToken.None));
+        Assert.Equal(1, (await _store.UsageAsync(Alice, CancellationToken.None)).Items);
 
         _time.Advance(TimeSpan.FromSeconds(2));
         Assert.Empty(await _store.GetRecentAsync(Alice, "s1", 10, CancellationToken.None));
-        Assert.Equal(0, await _store.CountAsync(Alice, CancellationToken.None));
+        Assert.Equal(0, (await _store.UsageAsync(Alice, CancellationToken.None)).Items);
     }
 
     [Fact]
@@ -97,8 +97,8 @@ public sealed class SqliteWorkingMemoryStoreTests : IDisposable
         Assert.Equal("bob s1", Assert.Single(await _store.GetRecentAsync(bob, "s1", 10, CancellationToken.None)).Prompt);
         Assert.Equal("globex alice s1", Assert.Single(await _store.GetRecentAsync(otherTenantAlice, "s1", 10, CancellationToken.None)).Prompt);
         Assert.Empty(await _store.GetRecentAsync(bob, "s2", 10, CancellationToken.None));
-        Assert.Equal(2, await _store.CountAsync(Alice, CancellationToken.None));
-        Assert.Equal(1, await _store.CountAsync(bob, CancellationToken.None));
+        Assert.Equal(2, (await _store.UsageAsync(Alice, CancellationToken.None)).Items);
+        Assert.Equal(1, (await _store.UsageAsync(bob, CancellationToken.None)).Items);
     }
 
     private Task AppendAsync(AgentScope scope, string session, string prompt, TimeSpan ttl, int maxTurnsPerSession = 50) =>

@@ -11,7 +11,13 @@ public sealed class InProcessAgentInvoker(AgentLoop loop) : IAgentInvoker
     private readonly Dictionary<AgentId, Gate> _gates = [];
     private readonly Lock _gatesLock = new();
 
-    public async Task<CompleteReply> CompleteAsync(AgentId agent, ValidCompleteRequest request, CancellationToken cancellationToken)
+    public Task<CompleteReply> CompleteAsync(AgentId agent, ValidCompleteRequest request, CancellationToken cancellationToken) =>
+        RunTurnAsync(agent, token => loop.CompleteAsync(agent, request, token), cancellationToken);
+
+    public Task<PurgeReply> PurgeAsync(AgentId agent, CancellationToken cancellationToken) =>
+        RunTurnAsync(agent, token => loop.PurgeAsync(agent, token), cancellationToken);
+
+    private async Task<T> RunTurnAsync<T>(AgentId agent, Func<CancellationToken, Task<T>> turn, CancellationToken cancellationToken)
     {
         var gate = Enter(agent);
         try
@@ -19,7 +25,7 @@ public sealed class InProcessAgentInvoker(AgentLoop loop) : IAgentInvoker
             await gate.Semaphore.WaitAsync(cancellationToken);
             try
             {
-                return await loop.CompleteAsync(agent, request, cancellationToken);
+                return await turn(cancellationToken);
             }
             finally
             {

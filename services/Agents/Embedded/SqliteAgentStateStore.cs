@@ -38,4 +38,15 @@ public sealed class SqliteAgentStateStore(SqliteDatabase database) : IAgentState
         upsert.ExecuteNonQuery();
         return Task.CompletedTask;
     }
+
+    public Task DeleteAsync(AgentId agent, CancellationToken cancellationToken)
+    {
+        using var connection = database.Open();
+        using var delete = connection.CreateCommand();
+        delete.CommandText = "DELETE FROM agent_state WHERE tenant = $tenant AND agent = $agent";
+        delete.Parameters.AddWithValue("$tenant", agent.Tenant);
+        delete.Parameters.AddWithValue("$agent", agent.Name);
+        delete.ExecuteNonQuery();
+        return Task.CompletedTask;
+    }
 }

@@ -63,16 +63,48 @@ public sealed class InProcessVectorIndex : IVectorStore
         return Task.CompletedTask;
     }
 
-    public Task<IReadOnlyList<VectorMatch>> SearchAsync(AgentScope scope, ReadOnlyMemory<float> query, int topK, double minSimilarity, CancellationToken cancellationToken)
+    public Task<IReadOnlyList<VectorMatch>> SearchAsync(AgentScope scope, ReadOnlyMemory<float> query, int topK, double minSimilarity, VectorFilter filter, CancellationToken cancellationToken)
     {
         IReadOnlyList<VectorMatch> matches = _partitions.TryGetValue(scope, out var partition)
-            ? partition.Search(query.Span, topK, minSimilarity)
+            ? partition.Search(query.Span, topK, minSimilarity, filter)
             : [];
         return Task.FromResult(matches);
     }
 
-    public Task<long> CountAsync(AgentScope scope, CancellationToken cancellationToken) =>
-        Task.FromResult(_partitions.TryGetValue(scope, out var partition) ? (long)partition.Count : 0L);
+    public Task<VectorRecord?> GetAsync(AgentScope scope, string id, CancellationToken cancellationToken) =>
+        Task.FromResult(_partitions.TryGetValue(scope, out var partition) ? partition.Get(id) : null);
+
+    public Task<bool> DeleteAsync(AgentScope scope, string id, CancellationToken cancellationToken)
+    {
+        using (var connection = _database.Open())
+        using (var delete = connection.CreateCommand())
+        {
+            delete.CommandText = "DELETE FROM semantic_memories WHERE tenant = $tenant AND agent = $agent AND id = $id";
+            delete.Parameters.AddWithValue("$tenant", scope.Tenant);
+            delete.Parameters.AddWithValue("$agent", scope.Agent);
+            delete.Parameters.AddWithValue("$id", id);
+            delete.ExecuteNonQuery();
+        }
+
+        return Task.FromResult(_partitions.TryGetValue(scope, out var partition) && partition.Remove(id));
+    }
+
+    public Task<TierUsage> UsageAsync(AgentScope scope, CancellationToken cancellationToken) =>
+        Task.FromResult(_partitions.TryGetValue(scope, out var partition) ? partition.Usage() : new TierUsage(0, 0));
+
+    public Task<long> PurgeAsync(AgentScope scope, CancellationToken cancellationToken)
+    {
+        using (var connection = _database.Open())
+        using (var delete = connection.CreateCommand())
+        {
+            delete.CommandText = "DELETE FROM semantic_memories WHERE tenant = $tenant AND agent = $agent";
+            delete.Parameters.AddWithValue("$tenant", scope.Tenant);
+            delete.Parameters.AddWithValue("$agent", scope.Agent);
+            delete.ExecuteNonQuery();
+        }
+
+        return Task.FromResult(_partitions.TryRemove(scope, out var partition) ? (long)partition.Usage().Items : 0L);
+    }
 
     private void Load()
     {
@@ -100,7 +132,30 @@ public sealed class InProcessVectorIndex : IVectorStore
         private readonly Lock _writeLock = new();
         private VectorRecord[] _records = [];
 
-        public int Count => Volatile.Read(ref _records).Length;
+        public VectorRecord? Get(string id) => Array.Find(Volatile.Read(ref _records), r => r.Id == id);
+
+        /// <summary>Vector bytes plus UTF-8 text bytes of the live records.</summary>
+        public TierUsage Usage()
+        {
+            var records = Volatile.Read(ref _records);
+            return new TierUsage(records.Length, records.Sum(r => (r.Vector.Length * (long)sizeof(float)) + System.Text.Encoding.UTF8.GetByteCount(r.Text)));
+        }
+
+        public bool Remove(string id)
+        {
+            lock (_writeLock)
+            {
+                var current = _records;
+                var position = Array.FindIndex(current, r => r.Id == id);
+                if (position < 0)
+                {
+                    return false;
+                }
+
+                Volatile.Write(ref _records, [.. current.AsSpan(0, position), .. current.AsSpan(position + 1)]);
+                return true;
+            }
+        }
 
         public void Upsert(VectorRecord record)
         {
@@ -118,12 +173,12 @@ public sealed class InProcessVectorIndex : IVectorStore
             }
         }
 
-        public List<VectorMatch> Search(ReadOnlySpan<float> query, int topK, double minSimilarity)
+        public List<VectorMatch> Search(ReadOnlySpan<float> query, int topK, double minSimilarity, VectorFilter filter)
         {
             var best = new PriorityQueue<VectorMatch, double>(topK + 1);
             foreach (var record in Volatile.Read(ref _records))
             {
-                if (record.Vector.Length != query.Length)
+                if (record.Vector.Length != query.Length || !filter.Matches(record))
                 {
                     continue;
                 }

@@ -85,15 +85,30 @@ public sealed class SqliteWorkingMemoryStore(SqliteDatabase database, TimeProvid
         return Task.FromResult<IReadOnlyList<WorkingTurn>>(turns);
     }
 
-    public Task<long> CountAsync(AgentScope scope, CancellationToken cancellationToken)
+    public Task<TierUsage> UsageAsync(AgentScope scope, CancellationToken cancellationToken)
     {
         using var connection = database.Open();
         using var query = connection.CreateCommand();
-        query.CommandText = "SELECT COUNT(*) FROM working_turns WHERE tenant = $tenant AND agent = $agent AND expires_at_ms > $now";
+        query.CommandText = """
+            SELECT COUNT(*), COALESCE(SUM(LENGTH(CAST(prompt AS BLOB)) + LENGTH(CAST(reply AS BLOB))), 0) FROM working_turns
+            WHERE tenant = $tenant AND agent = $agent AND expires_at_ms > $now
+            """;
         query.Parameters.AddWithValue("$tenant", scope.Tenant);
         query.Parameters.AddWithValue("$agent", scope.Agent);
         query.Parameters.AddWithValue("$now", timeProvider.GetUtcNow().ToUnixTimeMilliseconds());
-        return Task.FromResult((long)query.ExecuteScalar()!);
+        using var reader = query.ExecuteReader();
+        reader.Read();
+        return Task.FromResult(new TierUsage(reader.GetInt64(0), reader.GetInt64(1)));
+    }
+
+    public Task<long> PurgeAsync(AgentScope scope, CancellationToken cancellationToken)
+    {
+        using var connection = database.Open();
+        using var delete = connection.CreateCommand();
+        delete.CommandText = "DELETE FROM working_turns WHERE tenant = $tenant AND agent = $agent";
+        delete.Parameters.AddWithValue("$tenant", scope.Tenant);
+        delete.Parameters.AddWithValue("$agent", scope.Agent);
+        return Task.FromResult((long)delete.ExecuteNonQuery());
     }
 
     /// <returns>How many expired turns were deleted.</returns>
