@@ -55,8 +55,9 @@ public static class EmbeddedHost
         services.AddSingleton<IWorkingMemoryStore>(sp => sp.GetRequiredService<SqliteWorkingMemoryStore>());
         services.AddSingleton<IVectorStore>(_ => new InProcessVectorIndex(memoryDb));
         services.AddSingleton<IEpisodeStore>(_ => new FileEpisodeStore(dataDir));
-        services.AddSingleton<IEmbeddingGenerator<string, Embedding<float>>>(_ => new HashedNGramEmbedder());
-        services.AddSingleton<IMemoryApi, MemoryService>();
+        services.AddSingleton(sp => Embedder(sp.GetRequiredService<IOptions<MemoryOptions>>().Value.Embeddings, sp.GetRequiredService<ISecretSource>()));
+        services.AddSingleton<MemoryService>();
+        services.AddSingleton<IMemoryApi>(sp => sp.GetRequiredService<MemoryService>());
         services.AddHostedService<WorkingMemorySweeper>();
         services.AddSingleton<EpisodeMaintenance>();
         services.AddHostedService<EpisodeMaintenanceService>();
@@ -97,6 +98,14 @@ public static class EmbeddedHost
         app.Lifetime.ApplicationStarted.Register(() => LogStart(app, dataDir, catalogPath));
         return app;
     }
+
+    /// <summary>An OpenAI-compatible embeddings endpoint when one is configured with its key, else the local embedder.</summary>
+    private static IEmbeddingGenerator<string, Embedding<float>> Embedder(EmbeddingEndpointOptions? endpoint, ISecretSource secrets) =>
+        endpoint?.Endpoint is { Length: > 0 } address && secrets.GetSecret(endpoint.ApiKeySecret) is { } key
+            ? new OpenAI.OpenAIClient(new System.ClientModel.ApiKeyCredential(key), new OpenAI.OpenAIClientOptions { Endpoint = new Uri(address) })
+                .GetEmbeddingClient(endpoint.Model)
+                .AsIEmbeddingGenerator(HashedNGramEmbedder.DefaultDimensions)
+            : new HashedNGramEmbedder();
 
     /// <summary>
     /// REST and gRPC share <paramref name="urls"/> when they are https (ALPN picks the protocol). Kestrel

@@ -1,7 +1,6 @@
 using System.Globalization;
 using System.Text;
 using System.Text.Json;
-using Microsoft.Extensions.AI;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
@@ -16,7 +15,7 @@ namespace PersistentAgents.Memory;
 public sealed class EpisodeMaintenance(
     IEpisodeStore episodes,
     IVectorStore vectors,
-    IEmbeddingGenerator<string, Embedding<float>> embedder,
+    MemoryService memory,
     IOptions<MemoryOptions> options,
     TimeProvider timeProvider,
     ILogger<EpisodeMaintenance> logger)
@@ -76,7 +75,7 @@ public sealed class EpisodeMaintenance(
         }
 
         var summary = Summarise(day, facts);
-        var vector = await embedder.GenerateVectorAsync(summary, cancellationToken: cancellationToken);
+        var vector = await memory.EmbedAsync(summary, cancellationToken);
         await vectors.UpsertAsync(
             new VectorRecord(ConsolidatedId(day), scope, vector, summary, ConsolidatedTaskType, Success: true, facts.Sum(f => f.CostUsd), timeProvider.GetUtcNow()),
             cancellationToken);

@@ -47,7 +47,7 @@ public sealed class MemoryService(
 
     public async Task<RecallReply> RecallAsync(RecallRequest request, CancellationToken cancellationToken)
     {
-        var query = await embedder.GenerateVectorAsync(request.Query, cancellationToken: cancellationToken);
+        var query = await EmbedAsync(request.Query, cancellationToken);
         var filter = new VectorFilter(request.TaskType.Length == 0 ? null : request.TaskType, request.SuccessfulOnly);
         var matches = await vectors.SearchAsync(ScopeOf(request.Agent), query, Math.Max(1, request.TopK), request.MinSimilarity, filter, cancellationToken);
         var reply = new RecallReply();
@@ -82,7 +82,7 @@ public sealed class MemoryService(
     public async Task<RememberReply> RememberAsync(RememberRequest request, CancellationToken cancellationToken)
     {
         var scope = ScopeOf(request.Agent);
-        var vector = await embedder.GenerateVectorAsync(request.Text, cancellationToken: cancellationToken);
+        var vector = await EmbedAsync(request.Text, cancellationToken);
 
         // A near-duplicate of something already remembered refreshes that memory instead of crowding
         // recall with copies of the same fact.
@@ -163,6 +163,28 @@ public sealed class MemoryService(
             SemanticMemories = await vectors.PurgeAsync(scope, cancellationToken),
             Episodes = await episodes.PurgeAsync(scope, cancellationToken),
         };
+    }
+
+    /// <summary>
+    /// A unit-length vector of the dimension every store is built for, whichever embedder made it: the
+    /// stores compare vectors by dot product.
+    /// </summary>
+    public async Task<ReadOnlyMemory<float>> EmbedAsync(string text, CancellationToken cancellationToken)
+    {
+        var vector = (await embedder.GenerateVectorAsync(text, cancellationToken: cancellationToken)).ToArray();
+        if (vector.Length != HashedNGramEmbedder.DefaultDimensions)
+        {
+            throw new RpcException(new Status(StatusCode.FailedPrecondition,
+                $"the embedder returned {vector.Length} dimensions; semantic memory holds {HashedNGramEmbedder.DefaultDimensions}"));
+        }
+
+        var norm = System.Numerics.Tensors.TensorPrimitives.Norm(vector);
+        if (norm > 0)
+        {
+            System.Numerics.Tensors.TensorPrimitives.Divide(vector, norm, vector);
+        }
+
+        return vector;
     }
 
     private static DateOnly? ParseDay(string value, string field)

@@ -77,4 +77,31 @@ public sealed class OpenAiCompatibleProviderTests : IDisposable
         var stats = await host.GetAsync("/platform/agents/billing-router/stats");
         Assert.Equal(1, WholeNumber(stats["failures"]));
     }
+
+    [Fact]
+    public async Task A_configured_embeddings_endpoint_embeds_semantic_memory()
+    {
+        var vector = string.Join(',', Enumerable.Range(0, 768).Select(i => i % 7 == 0 ? "2.0" : "0.5"));
+        _provider.Given(Request.Create().WithPath("/v1/embeddings").UsingPost())
+            .RespondWith(Response.Create().WithStatusCode(200).WithHeader("Content-Type", "application/json").WithBody($$$"""
+                {"object":"list","model":"embed-test","data":[{"object":"embedding","index":0,"embedding":[{{{vector}}}]}],
+                 "usage":{"prompt_tokens":5,"total_tokens":5}}
+                """));
+
+        await using var host = await TestHost.StartAsync(TestHost.NewDataDir(), TestCatalogs.Simulated(),
+            "--Memory:Embeddings:Endpoint", $"{_provider.Url}/v1",
+            "--Memory:Embeddings:Model", "embed-test",
+            "--Memory:Embeddings:ApiKeySecret", KeyVariable);
+        var (status, first) = await host.CompleteAsync("embedded-agent", new { prompt = "Remember the blue folder" });
+        Assert.Equal(200, status);
+        var (_, second) = await host.CompleteAsync("embedded-agent", new { prompt = "Which folder?" });
+
+        // Every text gets the same fake vector, so the first interaction is recalled for the second.
+        Assert.Contains(first["interactionId"]!.GetValue<string>(), second["memoryIds"]!.AsArray().Select(m => m!.GetValue<string>()));
+        var stats = await host.GetAsync("/platform/agents/embedded-agent/stats");
+        Assert.StartsWith("embed-test (768 dims", stats["memory"]!["embedder"]!.GetValue<string>(), StringComparison.Ordinal);
+        var call = _provider.LogEntries.First(e => e.RequestMessage.Path == "/v1/embeddings");
+        Assert.Contains("\"dimensions\":768", call.RequestMessage.Body, StringComparison.Ordinal);
+        Assert.Equal("Bearer sk-test-secret", call.RequestMessage.Headers!["Authorization"].Single());
+    }
 }
