@@ -53,9 +53,12 @@ public sealed class AgentsGrpcService(
         };
         foreach (var (taskType, perTask) in aggregate.TaskTypes.OrderBy(t => t.Key, StringComparer.Ordinal))
         {
+            var preferred = scores.Scores.Where(s => s.TaskType == taskType).MaxBy(s => s.Score)?.Arm;
             var taskStats = new TaskTypeStats
             {
                 TaskType = taskType,
+                PreferredProvider = preferred?.Provider ?? "",
+                PreferredModel = preferred?.Model ?? "",
                 Interactions = perTask.Interactions,
                 Successes = perTask.Successes,
                 Failures = perTask.Failures,

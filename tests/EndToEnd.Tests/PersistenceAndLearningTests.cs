@@ -52,6 +52,7 @@ public sealed class PersistenceAndLearningTests
             var arms = stats["taskTypes"]!.AsArray().Single()!["arms"]!.AsArray();
             var best = arms.Single(a => a!["provider"]!.GetValue<string>() == "sim-best")!;
             Assert.All(arms.Where(a => a != best), a => Assert.True(Number(best["learnedScore"]) > Number(a!["learnedScore"])));
+            Assert.Equal("sim-best", stats["taskTypes"]!.AsArray().Single()!["preferredProvider"]!.GetValue<string>());
         }
 
         // The same agent, with what it learned, now meets a best provider that fails every call.
