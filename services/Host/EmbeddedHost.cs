@@ -26,16 +26,22 @@ public static class EmbeddedHost
     public const string DefaultUrl = "http://localhost:5080";
     public const string DefaultGrpcUrl = "http://localhost:5081";
 
-    public static WebApplication Build(string[] args)
+    /// <param name="overrides">Replaces registrations after the composition (benchmarks decorate services with it).</param>
+    public static WebApplication Build(string[] args, Action<IServiceCollection>? overrides = null)
     {
         // Settings ship beside the binary, so the host behaves the same from whatever folder it is started.
-        var builder = WebApplication.CreateBuilder(new WebApplicationOptions { Args = args, ContentRootPath = AppContext.BaseDirectory });
+        // --urls is taken here rather than by the web host, which would bind it and then warn that the
+        // explicit endpoints below override it.
+        var urlsAt = Array.FindIndex(args, a => a == "--urls");
+        var urls = urlsAt >= 0 && urlsAt + 1 < args.Length ? args[urlsAt + 1] : null;
+        var hostArgs = urlsAt >= 0 ? [.. args[..urlsAt], .. args[Math.Min(args.Length, urlsAt + 2)..]] : args;
+        var builder = WebApplication.CreateBuilder(new WebApplicationOptions { Args = hostArgs, ContentRootPath = AppContext.BaseDirectory });
         var dataDir = Path.GetFullPath(builder.Configuration["data-dir"] ?? "data");
         var catalogPath = builder.Configuration["catalog"] ?? Path.Combine(AppContext.BaseDirectory, "catalog.yaml");
         var catalog = ProviderCatalog.Load(catalogPath);
         Directory.CreateDirectory(dataDir);
 
-        ListenOn(builder, builder.Configuration[WebHostDefaults.ServerUrlsKey] ?? DefaultUrl, builder.Configuration["grpc-urls"] ?? DefaultGrpcUrl);
+        ListenOn(builder, urls ?? builder.Configuration[WebHostDefaults.ServerUrlsKey] ?? DefaultUrl, builder.Configuration["grpc-urls"] ?? DefaultGrpcUrl);
 
         var services = builder.Services;
         services.AddSingleton(TimeProvider.System);
@@ -82,6 +88,8 @@ public static class EmbeddedHost
         });
         services.AddSingleton<IEventPublisher>(sp => sp.GetRequiredService<InProcessEventBus>());
 
+        overrides?.Invoke(services);
+
         services.AddGrpc(options => options.EnableDetailedErrors = false).AddJsonTranscoding();
         services.AddGrpcReflection();
         services.AddGrpcHealthChecks();
@@ -117,7 +125,6 @@ public static class EmbeddedHost
         var endpoints = Split(urls).Select(url => (Url: new Uri(url), Protocols: HttpProtocols.Http1AndHttp2))
             .Concat(Split(grpcUrls).Select(url => (Url: new Uri(url), Protocols: HttpProtocols.Http2)))
             .ToList();
-        builder.WebHost.UseUrls([]);
         builder.WebHost.ConfigureKestrel(kestrel =>
         {
             foreach (var (url, protocols) in endpoints)
