@@ -59,7 +59,9 @@ public static class EmbeddedHost
         var memoryDb = new SqliteDatabase(Path.Combine(dataDir, "memory.db"), SqliteWorkingMemoryStore.Schema + InProcessVectorIndex.Schema);
         services.AddSingleton(sp => new SqliteWorkingMemoryStore(memoryDb, sp.GetRequiredService<TimeProvider>()));
         services.AddSingleton<IWorkingMemoryStore>(sp => sp.GetRequiredService<SqliteWorkingMemoryStore>());
-        services.AddSingleton<IVectorStore>(_ => new InProcessVectorIndex(memoryDb));
+        services.AddSingleton(_ => new InProcessVectorIndex(memoryDb, dataDir));
+        services.AddSingleton<IVectorStore>(sp => sp.GetRequiredService<InProcessVectorIndex>());
+        services.AddHostedService<VectorIndexSnapshotter>();
         services.AddSingleton<IEpisodeStore>(_ => new FileEpisodeStore(dataDir));
         services.AddSingleton(sp => Embedder(sp.GetRequiredService<IOptions<MemoryOptions>>().Value.Embeddings, sp.GetRequiredService<ISecretSource>()));
         services.AddSingleton<MemoryService>();

@@ -105,11 +105,88 @@ public sealed class InProcessVectorIndexTests : IDisposable
         Assert.Equal(written.Vector.ToArray(), match.Record.Vector.ToArray());
     }
 
-    private InProcessVectorIndex NewIndex() =>
-        new(new SqliteDatabase(_folder.File("memory.db"), InProcessVectorIndex.Schema));
+    private InProcessVectorIndex NewIndex(int graphThreshold = InProcessVectorIndex.DefaultGraphThreshold) =>
+        new(new SqliteDatabase(_folder.File("memory.db"), InProcessVectorIndex.Schema), _folder.Path, graphThreshold);
 
-    private static VectorRecord Record(string id, AgentScope scope, float[] vector, string text = "some text") =>
-        new(id, scope, vector, text, "facts", Success: true, CostUsd: 0.001, DateTimeOffset.UnixEpoch);
+    private static float[] RandomUnit(Random random, int dimensions = 32)
+    {
+        var vector = new float[dimensions];
+        for (var i = 0; i < dimensions; i++)
+        {
+            vector[i] = (float)(random.NextDouble() - 0.5);
+        }
+
+        var norm = MathF.Sqrt(vector.Sum(v => v * v));
+        return vector.Select(v => v / norm).ToArray();
+    }
+
+    [Fact]
+    public async Task A_large_partition_searched_through_its_graph_finds_what_exact_search_finds()
+    {
+        var random = new Random(7);
+        var vectors = Enumerable.Range(0, 400).Select(_ => RandomUnit(random)).ToList();
+        var index = NewIndex(graphThreshold: 50);
+        for (var i = 0; i < vectors.Count; i++)
+        {
+            await index.UpsertAsync(Record($"m{i}", Alice, vectors[i], task: i % 2 == 0 ? "even" : "odd"), CancellationToken.None);
+        }
+
+        var hits = 0;
+        for (var q = 0; q < 50; q++)
+        {
+            var query = RandomUnit(random);
+            var exact = vectors.Select((v, i) => (Id: $"m{i}", Similarity: v.Zip(query, (a, b) => a * b).Sum())).MaxBy(x => x.Similarity).Id;
+            var found = await index.SearchAsync(Alice, query, 1, -1, VectorFilter.None, CancellationToken.None);
+            hits += found.Single().Record.Id == exact ? 1 : 0;
+
+            var filtered = await index.SearchAsync(Alice, query, 5, -1, new VectorFilter("odd"), CancellationToken.None);
+            Assert.Equal(5, filtered.Count);
+            Assert.All(filtered, m => Assert.Equal("odd", m.Record.TaskType));
+        }
+
+        Assert.True(hits >= 45, $"graph search agreed with exact search on {hits} of 50 queries");
+        Assert.Equal(400, (await index.UsageAsync(Alice, CancellationToken.None)).Items);
+    }
+
+    [Fact]
+    public async Task A_restart_loads_the_graph_snapshot_and_replays_only_later_changes()
+    {
+        var random = new Random(11);
+        var index = NewIndex(graphThreshold: 50);
+        for (var i = 0; i < 300; i++)
+        {
+            await index.UpsertAsync(Record($"m{i}", Alice, RandomUnit(random)), CancellationToken.None);
+        }
+
+        Assert.Equal(1, index.SaveSnapshots());
+        Assert.Equal(0, index.SaveSnapshots());
+
+        // After the snapshot, and never saved (as after a crash): five new, one replaced, three deleted.
+        var late = Enumerable.Range(0, 5).Select(_ => RandomUnit(random)).ToList();
+        for (var i = 0; i < late.Count; i++)
+        {
+            await index.UpsertAsync(Record($"late{i}", Alice, late[i]), CancellationToken.None);
+        }
+
+        var replaced = RandomUnit(random);
+        await index.UpsertAsync(Record("m10", Alice, replaced, text: "replaced"), CancellationToken.None);
+        foreach (var id in new[] { "m1", "m2", "m3" })
+        {
+            Assert.True(await index.DeleteAsync(Alice, id, CancellationToken.None));
+        }
+
+        var restarted = NewIndex(graphThreshold: 50);
+        Assert.Equal((1, 6), restarted.Restored);
+        Assert.Equal(302, (await restarted.UsageAsync(Alice, CancellationToken.None)).Items);
+        Assert.Equal("late3", (await restarted.SearchAsync(Alice, late[3], 1, 0.99, VectorFilter.None, CancellationToken.None)).Single().Record.Id);
+        var m10 = (await restarted.SearchAsync(Alice, replaced, 1, 0.99, VectorFilter.None, CancellationToken.None)).Single();
+        Assert.Equal(("m10", "replaced"), (m10.Record.Id, m10.Record.Text));
+        Assert.Null(await restarted.GetAsync(Alice, "m2", CancellationToken.None));
+        Assert.Equal("some text", (await restarted.GetAsync(Alice, "m200", CancellationToken.None))!.Text);
+    }
+
+    private static VectorRecord Record(string id, AgentScope scope, float[] vector, string text = "some text", string task = "facts") =>
+        new(id, scope, vector, text, task, Success: true, CostUsd: 0.001, DateTimeOffset.UnixEpoch);
 
     /// <summary>A unit vector in 8 dimensions whose cosine with <c>AtAngle(0)</c> is cos(<paramref name="degrees"/>).</summary>
     private static float[] AtAngle(double degrees)

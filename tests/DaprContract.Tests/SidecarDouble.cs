@@ -1,0 +1,495 @@
+using System.Collections.Concurrent;
+using System.Globalization;
+using System.Net;
+using Dapr.Client;
+using Google.Protobuf;
+using Google.Protobuf.WellKnownTypes;
+using Grpc.AspNetCore.Server.Model;
+using Grpc.Core;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Server.Kestrel.Core;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+using Autogen = Dapr.Client.Autogen.Grpc.v1;
+
+namespace PersistentAgents.DaprContract.Tests;
+
+/// <summary>What the double received on one state call, as a real sidecar would receive it.</summary>
+public sealed record StateCall(
+    string Method,
+    string Store,
+    string Key,
+    string? Etag,
+    string Concurrency,
+    IReadOnlyDictionary<string, string> Metadata,
+    byte[]? Value,
+    string Outcome);
+
+/// <summary>What the double received on one output binding call.</summary>
+public sealed record BindingCall(string Name, string Operation, IReadOnlyDictionary<string, string> Metadata, byte[] Data, string Outcome);
+
+/// <summary>An output binding behind the double: it answers as the real binding would, or throws <see cref="BindingFailedException"/>.</summary>
+public interface IBindingBackend
+{
+    Task<Autogen.InvokeBindingResponse> InvokeAsync(Autogen.InvokeBindingRequest request, CancellationToken cancellationToken);
+}
+
+/// <summary>A binding failure: the sidecar reports it as INTERNAL "error invoking output binding {name}: {message}".</summary>
+public sealed class BindingFailedException(string message) : Exception(message);
+
+/// <summary>
+/// A Dapr sidecar double: a Kestrel server on 127.0.0.1 that serves the <c>dapr.proto.runtime.v1.Dapr</c>
+/// gRPC methods the memory adapters use (bound by hand from the <c>Dapr.Protos</c> messages, which ship
+/// client stubs only) over cleartext HTTP/2, and Dapr's HTTP health routes over HTTP/1.1.
+/// <para>
+/// It records every request (store, key, ETag, concurrency, metadata such as <c>ttlInSeconds</c>; binding
+/// name, operation, metadata such as <c>sql</c>/<c>params</c>/<c>key</c>/<c>blobName</c>, payload) so tests
+/// assert what a real sidecar would receive, and it behaves like a backend: an in-memory state store that
+/// honours <c>ttlInSeconds</c> against a controllable clock and ETags with Dapr's first-write semantics,
+/// and output bindings supplied by the test (<see cref="PostgresBinding"/>, <see cref="BlobBinding"/>).
+/// Every gRPC path it is asked for is recorded too, including ones it does not serve.
+/// </para>
+/// </summary>
+public sealed class SidecarDouble : IAsyncDisposable
+{
+    public const string ServiceName = "dapr.proto.runtime.v1.Dapr";
+
+    private readonly WebApplication _app;
+    private readonly ConcurrentDictionary<string, IBindingBackend> _bindings = new(StringComparer.Ordinal);
+    private readonly ConcurrentQueue<StateCall> _stateCalls = new();
+    private readonly ConcurrentQueue<BindingCall> _bindingCalls = new();
+    private readonly ConcurrentQueue<string> _paths = new();
+    private readonly Lock _stateLock = new();
+    private readonly Dictionary<(string Store, string Key), StoredState> _state = [];
+    private long _nextEtag;
+
+    private SidecarDouble(WebApplication app, TimeProvider clock)
+    {
+        _app = app;
+        Clock = clock;
+    }
+
+    /// <summary>The clock against which state expires (a FakeTimeProvider in tests).</summary>
+    public TimeProvider Clock { get; }
+
+    public int GrpcPort { get; private set; }
+
+    public int HttpPort { get; private set; }
+
+    public DaprClient Client { get; private set; } = null!;
+
+    public IReadOnlyList<StateCall> StateCalls => [.. _stateCalls];
+
+    public IReadOnlyList<BindingCall> BindingCalls => [.. _bindingCalls];
+
+    /// <summary>Every request path the double received (gRPC method paths and HTTP routes).</summary>
+    public IReadOnlyList<string> Paths => [.. _paths];
+
+    /// <summary>Paths the double does not serve; a real sidecar of this version would serve them.</summary>
+    public IReadOnlyList<string> UnservedPaths => [.. _paths.Where(p => !Served.Contains(p))];
+
+    /// <summary>Runs before a SaveState is applied: lets a test slip in another writer between a read and a write.</summary>
+    public Func<Autogen.SaveStateRequest, Task>? BeforeSave { get; set; }
+
+    private static readonly HashSet<string> Served =
+    [
+        $"/{ServiceName}/GetState", $"/{ServiceName}/GetBulkState", $"/{ServiceName}/SaveState",
+        $"/{ServiceName}/DeleteState", $"/{ServiceName}/DeleteBulkState", $"/{ServiceName}/ExecuteStateTransaction",
+        $"/{ServiceName}/InvokeBinding", "/v1.0/healthz", "/v1.0/healthz/outbound", "/v1.0/metadata",
+    ];
+
+    public static async Task<SidecarDouble> StartAsync(TimeProvider clock)
+    {
+        var builder = WebApplication.CreateSlimBuilder();
+        builder.Logging.ClearProviders();
+        ListenOptions? grpc = null, http = null;
+        builder.WebHost.ConfigureKestrel(kestrel =>
+        {
+            kestrel.Listen(IPAddress.Loopback, 0, o =>
+            {
+                o.Protocols = HttpProtocols.Http2;
+                grpc = o;
+            });
+            kestrel.Listen(IPAddress.Loopback, 0, o =>
+            {
+                o.Protocols = HttpProtocols.Http1;
+                http = o;
+            });
+        });
+        builder.Services.AddGrpc(o => o.EnableDetailedErrors = true);
+        builder.Services.AddSingleton<IServiceMethodProvider<DaprService>, DaprMethodProvider>();
+        builder.Services.AddSingleton<DaprService>();
+
+        var app = builder.Build();
+        var sidecar = new SidecarDouble(app, clock);
+        app.Services.GetRequiredService<DaprService>().Sidecar = sidecar;
+        app.Use(async (context, next) =>
+        {
+            sidecar._paths.Enqueue(context.Request.Path.Value ?? "");
+            await next(context);
+        });
+        app.MapGrpcService<DaprService>();
+        app.MapGet("/v1.0/healthz", () => Results.NoContent());
+        app.MapGet("/v1.0/healthz/outbound", () => Results.NoContent());
+        app.MapGet("/v1.0/metadata", () => Results.Json(new { id = "memory" }));
+
+        await app.StartAsync();
+        sidecar.GrpcPort = grpc!.IPEndPoint!.Port;
+        sidecar.HttpPort = http!.IPEndPoint!.Port;
+        sidecar.Client = new DaprClientBuilder()
+            .UseGrpcEndpoint($"http://127.0.0.1:{sidecar.GrpcPort}")
+            .UseHttpEndpoint($"http://127.0.0.1:{sidecar.HttpPort}")
+            .Build();
+        return sidecar;
+    }
+
+    /// <summary>Puts an output binding behind the component name.</summary>
+    public void AddBinding(string name, IBindingBackend backend) => _bindings[name] = backend;
+
+    /// <summary>The live (unexpired) value of a key, or null.</summary>
+    public byte[]? StateValue(string store, string key)
+    {
+        lock (_stateLock)
+        {
+            return Live(store, key)?.Value;
+        }
+    }
+
+    /// <summary>When a key expires (null: never, or no such key).</summary>
+    public DateTimeOffset? StateExpiry(string store, string key)
+    {
+        lock (_stateLock)
+        {
+            return Live(store, key)?.ExpiresAt;
+        }
+    }
+
+    /// <summary>Every live key of a store, as the backend holds them.</summary>
+    public IReadOnlyList<string> StateKeys(string store)
+    {
+        lock (_stateLock)
+        {
+            return _state.Keys.Where(k => k.Store == store && Live(store, k.Key) is not null).Select(k => k.Key).Order(StringComparer.Ordinal).ToList();
+        }
+    }
+
+    /// <summary>Another writer changes a key behind the adapter's back (new ETag, no expiry change).</summary>
+    public void OverwriteState(string store, string key, byte[] value)
+    {
+        lock (_stateLock)
+        {
+            var current = Live(store, key);
+            _state[(store, key)] = new StoredState(value, NextEtag(), current?.ExpiresAt);
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        Client?.Dispose();
+        await _app.StopAsync();
+        await _app.DisposeAsync();
+    }
+
+    // ---- state store -------------------------------------------------------------------------------
+
+    internal Autogen.GetStateResponse GetState(Autogen.GetStateRequest request)
+    {
+        lock (_stateLock)
+        {
+            ValidateKey(request.Key);
+            var stored = Live(request.StoreName, request.Key);
+            Record("GetState", request.StoreName, request.Key, null, null, request.Metadata, null, stored is null ? "missing" : "found");
+            var response = new Autogen.GetStateResponse();
+            if (stored is not null)
+            {
+                response.Data = ByteString.CopyFrom(stored.Value);
+                response.Etag = stored.Etag;
+            }
+
+            return response;
+        }
+    }
+
+    internal Autogen.GetBulkStateResponse GetBulkState(Autogen.GetBulkStateRequest request)
+    {
+        lock (_stateLock)
+        {
+            var response = new Autogen.GetBulkStateResponse();
+            foreach (var key in request.Keys)
+            {
+                ValidateKey(key);
+                var stored = Live(request.StoreName, key);
+                Record("GetBulkState", request.StoreName, key, null, null, request.Metadata, null, stored is null ? "missing" : "found");
+                var item = new Autogen.BulkStateItem { Key = key };
+                if (stored is not null)
+                {
+                    item.Data = ByteString.CopyFrom(stored.Value);
+                    item.Etag = stored.Etag;
+                }
+
+                response.Items.Add(item);
+            }
+
+            return response;
+        }
+    }
+
+    internal async Task<Empty> SaveStateAsync(Autogen.SaveStateRequest request)
+    {
+        if (BeforeSave is { } hook)
+        {
+            await hook(request);
+        }
+
+        lock (_stateLock)
+        {
+            // A real store applies the items one by one; the double checks them all first so a failed
+            // request changes nothing, which is what the adapters may assume of a single-item save.
+            foreach (var item in request.States)
+            {
+                Check(request.StoreName, item, "SaveState");
+            }
+
+            foreach (var item in request.States)
+            {
+                Upsert(request.StoreName, item);
+            }
+        }
+
+        return new Empty();
+    }
+
+    internal Empty DeleteState(Autogen.DeleteStateRequest request)
+    {
+        var item = new Autogen.StateItem { Key = request.Key, Etag = request.Etag, Options = request.Options };
+        item.Metadata.Add(request.Metadata);
+        lock (_stateLock)
+        {
+            CheckDelete(request.StoreName, item, "DeleteState");
+            _state.Remove((request.StoreName, request.Key));
+        }
+
+        return new Empty();
+    }
+
+    internal Empty DeleteBulkState(Autogen.DeleteBulkStateRequest request)
+    {
+        lock (_stateLock)
+        {
+            foreach (var item in request.States)
+            {
+                CheckDelete(request.StoreName, item, "DeleteBulkState");
+            }
+
+            foreach (var item in request.States)
+            {
+                _state.Remove((request.StoreName, item.Key));
+            }
+        }
+
+        return new Empty();
+    }
+
+    internal Empty ExecuteStateTransaction(Autogen.ExecuteStateTransactionRequest request)
+    {
+        lock (_stateLock)
+        {
+            foreach (var operation in request.Operations)
+            {
+                switch (operation.OperationType)
+                {
+                    case "upsert": Check(request.StoreName, operation.Request, "ExecuteStateTransaction/upsert"); break;
+                    case "delete": CheckDelete(request.StoreName, operation.Request, "ExecuteStateTransaction/delete"); break;
+                    default: throw new RpcException(new Status(StatusCode.InvalidArgument, $"operation type {operation.OperationType} not supported"));
+                }
+            }
+
+            foreach (var operation in request.Operations)
+            {
+                if (operation.OperationType == "upsert")
+                {
+                    Upsert(request.StoreName, operation.Request);
+                }
+                else
+                {
+                    _state.Remove((request.StoreName, operation.Request.Key));
+                }
+            }
+        }
+
+        return new Empty();
+    }
+
+    private void Check(string store, Autogen.StateItem item, string method)
+    {
+        ValidateKey(item.Key);
+        var etag = item.Etag?.Value;
+        var concurrency = item.Options?.Concurrency ?? Autogen.StateOptions.Types.StateConcurrency.ConcurrencyUnspecified;
+        var ttlError = TtlError(item.Metadata);
+        var current = Live(store, item.Key);
+        string? conflict = null;
+        if (!string.IsNullOrEmpty(etag))
+        {
+            if (current is null || current.Etag != etag)
+            {
+                conflict = "possible etag mismatch";
+            }
+        }
+        else if (concurrency == Autogen.StateOptions.Types.StateConcurrency.ConcurrencyFirstWrite && current is not null)
+        {
+            // First-write without an ETag: the key must not exist yet.
+            conflict = "possible etag mismatch: first-write on an existing key without an etag";
+        }
+
+        Record(method, store, item.Key, etag, ConcurrencyName(concurrency), item.Metadata, item.Value.ToByteArray(),
+            ttlError ?? conflict ?? "saved");
+        if (ttlError is not null)
+        {
+            throw new RpcException(new Status(StatusCode.InvalidArgument, ttlError));
+        }
+
+        if (conflict is not null)
+        {
+            throw new RpcException(new Status(StatusCode.Aborted, $"failed saving state in state store {store}: {conflict}"));
+        }
+    }
+
+    private void CheckDelete(string store, Autogen.StateItem item, string method)
+    {
+        ValidateKey(item.Key);
+        var etag = item.Etag?.Value;
+        var current = Live(store, item.Key);
+        var conflict = !string.IsNullOrEmpty(etag) && (current is null || current.Etag != etag);
+        Record(method, store, item.Key, etag, ConcurrencyName(item.Options?.Concurrency ?? default), item.Metadata, null,
+            conflict ? "possible etag mismatch" : current is null ? "missing" : "deleted");
+        if (conflict)
+        {
+            throw new RpcException(new Status(StatusCode.Aborted, $"failed deleting state with key {item.Key}: possible etag mismatch"));
+        }
+    }
+
+    private void Upsert(string store, Autogen.StateItem item)
+    {
+        DateTimeOffset? expires = null;
+        if (item.Metadata.TryGetValue("ttlInSeconds", out var ttl) && long.Parse(ttl, CultureInfo.InvariantCulture) is var seconds && seconds > 0)
+        {
+            expires = Clock.GetUtcNow().AddSeconds(seconds);
+        }
+
+        _state[(store, item.Key)] = new StoredState(item.Value.ToByteArray(), NextEtag(), expires);
+    }
+
+    /// <summary>Dapr accepts an integer; -1 means never expire. The double also refuses 0, which stores treat inconsistently.</summary>
+    private static string? TtlError(Google.Protobuf.Collections.MapField<string, string> metadata) =>
+        !metadata.TryGetValue("ttlInSeconds", out var ttl) ? null
+        : !long.TryParse(ttl, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out var seconds) ? $"ttlInSeconds '{ttl}' is not an integer"
+        : seconds is 0 or < -1 ? $"ttlInSeconds '{ttl}' must be -1 or positive"
+        : null;
+
+    /// <summary>Dapr prefixes keys with "appid||" itself and refuses keys that contain the separator.</summary>
+    private static void ValidateKey(string key)
+    {
+        if (string.IsNullOrEmpty(key) || key.Contains("||", StringComparison.Ordinal))
+        {
+            throw new RpcException(new Status(StatusCode.InvalidArgument, $"input key/keyPrefix '{key}' can't contain '||'"));
+        }
+    }
+
+    private StoredState? Live(string store, string key)
+    {
+        if (!_state.TryGetValue((store, key), out var stored))
+        {
+            return null;
+        }
+
+        if (stored.ExpiresAt is { } expires && expires <= Clock.GetUtcNow())
+        {
+            _state.Remove((store, key));
+            return null;
+        }
+
+        return stored;
+    }
+
+    private string NextEtag() => Interlocked.Increment(ref _nextEtag).ToString(CultureInfo.InvariantCulture);
+
+    private void Record(string method, string store, string key, string? etag, string? concurrency, IDictionary<string, string> metadata, byte[]? value, string outcome) =>
+        _stateCalls.Enqueue(new StateCall(method, store, key, etag, concurrency ?? "", new Dictionary<string, string>(metadata), value, outcome));
+
+    private static string ConcurrencyName(Autogen.StateOptions.Types.StateConcurrency concurrency) => concurrency switch
+    {
+        Autogen.StateOptions.Types.StateConcurrency.ConcurrencyFirstWrite => "first-write",
+        Autogen.StateOptions.Types.StateConcurrency.ConcurrencyLastWrite => "last-write",
+        _ => "",
+    };
+
+    // ---- output bindings ---------------------------------------------------------------------------
+
+    internal async Task<Autogen.InvokeBindingResponse> InvokeBindingAsync(Autogen.InvokeBindingRequest request, CancellationToken cancellationToken)
+    {
+        var metadata = new Dictionary<string, string>(request.Metadata);
+        var data = request.Data.ToByteArray();
+        if (!_bindings.TryGetValue(request.Name, out var backend))
+        {
+            _bindingCalls.Enqueue(new BindingCall(request.Name, request.Operation, metadata, data, "no such binding"));
+            throw new RpcException(new Status(StatusCode.Internal, $"error invoking output binding {request.Name}: couldn't find output binding {request.Name}"));
+        }
+
+        try
+        {
+            var response = await backend.InvokeAsync(request, cancellationToken);
+            _bindingCalls.Enqueue(new BindingCall(request.Name, request.Operation, metadata, data, "ok"));
+            return response;
+        }
+        catch (BindingFailedException e)
+        {
+            _bindingCalls.Enqueue(new BindingCall(request.Name, request.Operation, metadata, data, e.Message));
+            throw new RpcException(new Status(StatusCode.Internal, $"error invoking output binding {request.Name}: {e.Message}"));
+        }
+    }
+
+    private sealed record StoredState(byte[] Value, string Etag, DateTimeOffset? ExpiresAt);
+
+    /// <summary>The gRPC service instance; its methods forward to the sidecar.</summary>
+    public sealed class DaprService
+    {
+        internal SidecarDouble Sidecar { get; set; } = null!;
+    }
+
+    /// <summary>
+    /// Binds the Dapr methods by hand: <c>Dapr.Protos</c> has no server base class, so each method gets a
+    /// <see cref="Method{TRequest, TResponse}"/> built from the message parsers and the full service name.
+    /// </summary>
+    private sealed class DaprMethodProvider : IServiceMethodProvider<DaprService>
+    {
+        public void OnServiceMethodDiscovery(ServiceMethodProviderContext<DaprService> context)
+        {
+            Add(context, "GetState", Autogen.GetStateRequest.Parser, (s, r, _) => Task.FromResult(s.Sidecar.GetState(r)));
+            Add(context, "GetBulkState", Autogen.GetBulkStateRequest.Parser, (s, r, _) => Task.FromResult(s.Sidecar.GetBulkState(r)));
+            Add(context, "SaveState", Autogen.SaveStateRequest.Parser, (s, r, _) => s.Sidecar.SaveStateAsync(r));
+            Add(context, "DeleteState", Autogen.DeleteStateRequest.Parser, (s, r, _) => Task.FromResult(s.Sidecar.DeleteState(r)));
+            Add(context, "DeleteBulkState", Autogen.DeleteBulkStateRequest.Parser, (s, r, _) => Task.FromResult(s.Sidecar.DeleteBulkState(r)));
+            Add(context, "ExecuteStateTransaction", Autogen.ExecuteStateTransactionRequest.Parser, (s, r, _) => Task.FromResult(s.Sidecar.ExecuteStateTransaction(r)));
+            Add(context, "InvokeBinding", Autogen.InvokeBindingRequest.Parser, (s, r, c) => s.Sidecar.InvokeBindingAsync(r, c.CancellationToken));
+        }
+
+        private static void Add<TRequest, TResponse>(
+            ServiceMethodProviderContext<DaprService> context,
+            string name,
+            MessageParser<TRequest> parser,
+            UnaryServerMethod<DaprService, TRequest, TResponse> handler)
+            where TRequest : class, IMessage<TRequest>
+            where TResponse : class, IMessage<TResponse>, new()
+        {
+            var method = new Method<TRequest, TResponse>(
+                MethodType.Unary,
+                ServiceName,
+                name,
+                Marshallers.Create(r => r.ToByteArray(), parser.ParseFrom),
+                Marshallers.Create(r => r.ToByteArray(), new MessageParser<TResponse>(() => new TResponse()).ParseFrom));
+            context.AddUnaryMethod(method, [], handler);
+        }
+    }
+}
