@@ -1,4 +1,5 @@
 using System.Buffers.Binary;
+using System.Numerics.Tensors;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 
@@ -33,8 +34,8 @@ namespace PersistentAgents.Memory.Embedded;
 /// </para>
 /// <para>
 /// Searches reuse one scratch object per thread (visited marks with a generation counter, two heaps), so a search
-/// allocates only its result list; the per-thread visited array costs two bytes per node of the largest index the
-/// thread has searched.
+/// allocates only its result list (nothing at all with the span overload); the per-thread visited array costs two
+/// bytes per node of the largest index the thread has searched.
 /// </para>
 /// </remarks>
 public sealed class HnswIndex
@@ -124,9 +125,9 @@ public sealed class HnswIndex
 
     public bool IsDeleted(int node)
     {
-        var storage = Volatile.Read(ref _storage);
         ArgumentOutOfRangeException.ThrowIfNegative(node);
         ArgumentOutOfRangeException.ThrowIfGreaterThanOrEqual(node, NodeCount);
+        var storage = Volatile.Read(ref _storage); // read after the count: it holds every counted node
         return Volatile.Read(ref storage.Deleted[node]) != 0;
     }
 
@@ -136,6 +137,11 @@ public sealed class HnswIndex
         if (vector.Length != _dimensions)
         {
             throw new ArgumentException($"expected {_dimensions} dimensions, got {vector.Length}", nameof(vector));
+        }
+
+        if (!float.IsFinite(TensorPrimitives.Dot(vector, vector)))
+        {
+            throw new ArgumentException("the vector has a NaN or infinite component", nameof(vector));
         }
 
         lock (_writeLock)
@@ -405,7 +411,7 @@ public sealed class HnswIndex
         // the sequence an index that was never saved would have drawn.
         var index = new HnswIndex(dimensions, m, efConstruction, efSearch, seed, nodes)
         {
-            _random = new Random(HashCode.Combine(seed, nodes)),
+            _random = new Random(unchecked((seed * -1640531535) ^ nodes)),
         };
         var storage = index._storage;
         stream.ReadExactly(storage.Levels, 0, nodes);

@@ -32,6 +32,10 @@ public sealed class InProcessVectorIndex : IVectorStore, IDisposable
             PRIMARY KEY (tenant, agent, id));
         """;
 
+    // Created after the version column exists (older databases get it added on open), so MAX(version) on
+    // every upsert is an index lookup rather than a scan of the vectors.
+    private const string VersionIndex = "CREATE INDEX IF NOT EXISTS ix_semantic_memories_version ON semantic_memories (version)";
+
     public const int DefaultGraphThreshold = 1_000;
     private const uint SnapshotMagic = 0x50534E53; // "SNSP"
 
@@ -155,6 +159,7 @@ public sealed class InProcessVectorIndex : IVectorStore, IDisposable
     {
         using var connection = _database.Open();
         AddVersionColumnToOlderDatabases(connection);
+        SqliteDatabase.Execute(connection, VersionIndex);
         var snapshots = 0;
         var replayed = 0;
         foreach (var scope in Scopes(connection))
