@@ -100,6 +100,7 @@ public enum ProviderKind
 {
     Simulated,
     Openai,
+    Anthropic,
 }
 
 public sealed class ProviderDefinition

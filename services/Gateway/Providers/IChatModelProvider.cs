@@ -22,13 +22,17 @@ public sealed record ProviderCompletion(string Text, long? InputTokens, long? Ou
 /// <summary>A provider call failed. Retryable failures are transient (429, 5xx, broken connections).</summary>
 public sealed class ProviderException : Exception
 {
-    public ProviderException(string message, bool retryable, Exception? inner = null)
+    public ProviderException(string message, bool retryable, Exception? inner = null, TimeSpan? retryAfter = null)
         : base(message, inner)
     {
         Retryable = retryable;
+        RetryAfter = retryAfter;
     }
 
     public bool Retryable { get; }
+
+    /// <summary>How long the provider asked to wait before the next call (a 429's Retry-After).</summary>
+    public TimeSpan? RetryAfter { get; }
 }
 
 /// <summary>Where API keys come from: environment variables in embedded mode, the Dapr secret store otherwise.</summary>
