@@ -43,10 +43,15 @@ public sealed class AgentLoop(
         var memoriesUsed = recalled.Memories;
 
         var route = await RouteAsync(agent, request, cancellationToken);
-        var gatewayRequest = new GatewayRequest { Tenant = agent.Tenant, Agent = agent.Name, TaskType = request.TaskType };
+        var gatewayRequest = new GatewayRequest { Tenant = agent.Tenant, Agent = agent.Name, TaskType = request.TaskType, NoCache = request.NoCache };
         gatewayRequest.Messages.AddRange(BuildMessages(agent, request, working, memoriesUsed));
         gatewayRequest.Candidates.AddRange(route.Ranked);
         var result = await gateway.CompleteAsync(gatewayRequest, cancellationToken);
+        if (result.BudgetExhausted)
+        {
+            // Refused before any provider was called: nothing happened, so nothing is remembered.
+            throw new RpcException(new Status(StatusCode.ResourceExhausted, $"budget: {result.BudgetMessage}"));
+        }
 
         var reply = new CompleteReply
         {
@@ -170,7 +175,7 @@ public sealed class AgentLoop(
         perTask.Successes += result.Success ? 1 : 0;
         perTask.Failures += result.Success ? 0 : 1;
         perTask.CostUsd += reply.CostUsd;
-        foreach (var attempt in result.Attempts.Where(a => a.Outcome != "skipped"))
+        foreach (var attempt in result.Attempts.Where(a => a.Outcome is "succeeded" or "failed"))
         {
             var key = $"{attempt.Arm.Provider}/{attempt.Arm.Model}";
             var arm = perTask.Arms.TryGetValue(key, out var known) ? known : perTask.Arms[key] = new ArmAggregate { Provider = attempt.Arm.Provider, Model = attempt.Arm.Model };
@@ -215,7 +220,7 @@ public sealed class AgentLoop(
             Strategy = reply.Strategy,
         };
         outcome.Attempts.AddRange(result.Attempts
-            .Where(a => a.Outcome != "skipped")
+            .Where(a => a.Outcome is "succeeded" or "failed")
             .Select(a => new AttemptOutcome { Arm = a.Arm, Success = a.Outcome == "succeeded" }));
         return outcome;
     }

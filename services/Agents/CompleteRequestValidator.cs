@@ -6,7 +6,7 @@ using PersistentAgents.Contracts.V1;
 namespace PersistentAgents.Agents;
 
 /// <summary>A complete request that passed validation, with its defaults filled in.</summary>
-public sealed record ValidCompleteRequest(string Prompt, string TaskType, string SessionId, string? ContextJson);
+public sealed record ValidCompleteRequest(string Prompt, string TaskType, string SessionId, string? ContextJson, bool NoCache = false);
 
 /// <summary>
 /// Checks every field before anything is read or stored. Names are restricted to lowercase letters,
@@ -49,7 +49,7 @@ public static partial class CompleteRequestValidator
             contextJson = JsonFormatter.Default.Format(request.Context);
         }
 
-        return new ValidCompleteRequest(request.Prompt, taskType, sessionId, contextJson);
+        return new ValidCompleteRequest(request.Prompt, taskType, sessionId, contextJson, request.NoCache);
     }
 
     public static string ValidSessionId(string sessionId)

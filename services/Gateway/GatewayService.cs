@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using Microsoft.Extensions.Logging;
 using Polly.CircuitBreaker;
+using Polly.RateLimiting;
 using Polly.Timeout;
 using PersistentAgents.Contracts;
 using PersistentAgents.Contracts.V1;
@@ -22,6 +23,8 @@ public sealed class GatewayService(
     IReadOnlyList<ActiveModel> models,
     ProviderResilience resilience,
     TokenCounter tokenCounter,
+    ResponseCache cache,
+    SpendLedger budgets,
     TimeProvider timeProvider,
     ILogger<GatewayService> logger) : IGatewayApi
 {
@@ -31,12 +34,19 @@ public sealed class GatewayService(
     public async Task<GatewayReply> CompleteAsync(GatewayRequest request, CancellationToken cancellationToken)
     {
         var started = timeProvider.GetTimestamp();
+        var (hit, cached) = await cache.LookupAsync(request, cancellationToken);
+        if (cached is not null)
+        {
+            return FromCache(cached, hit, started);
+        }
+
         var messages = request.Messages.Select(ToAiMessage).ToList();
-        var inputText = string.Join('\n', request.Messages.Select(m => m.Content));
+        var inputTokens = tokenCounter.Count(string.Join('\n', request.Messages.Select(m => m.Content)));
         var candidates = request.Candidates.Count > 0
             ? request.Candidates.ToList()
             : models.Select(m => new ArmRef { Provider = m.Provider.Name, Model = m.Definition.Name }).ToList();
         var reply = new GatewayReply { ReportedQuality = -1 };
+        string? budgetRefusal = null;
 
         foreach (var arm in candidates)
         {
@@ -46,13 +56,25 @@ public sealed class GatewayService(
                 continue;
             }
 
+            // Every candidate is checked against the budget, so a failover from a free model to a paid one
+            // cannot spend past it.
+            var estimate = CostOf(model.Definition, inputTokens, budgets.ReservedOutputTokens);
+            var (reservation, budget, committed) = budgets.TryReserve(request.Tenant, request.Agent, estimate);
+            if (reservation is null)
+            {
+                budgetRefusal ??= FormattableString.Invariant(
+                    $"agent '{request.Agent}' has a daily budget of {budget:0.######} USD and {committed:0.######} USD is spent or reserved today; {arm.Provider}/{arm.Model} would cost up to {estimate:0.######} USD");
+                reply.Attempts.Add(new Attempt { Arm = arm, Outcome = "skipped", Error = "over budget" });
+                continue;
+            }
+
             var attemptStarted = timeProvider.GetTimestamp();
             try
             {
                 var completion = await resilience.PipelineFor(arm.Provider).ExecuteAsync(
                     async token => await model.Provider.CompleteAsync(model.Definition, request.TaskType, messages, token),
                     cancellationToken);
-                var tokensIn = completion.InputTokens ?? tokenCounter.Count(inputText);
+                var tokensIn = completion.InputTokens ?? inputTokens;
                 var tokensOut = completion.OutputTokens ?? tokenCounter.Count(completion.Text);
                 reply.Attempts.Add(new Attempt { Arm = arm, Outcome = "succeeded", LatencyMs = ElapsedMs(attemptStarted) });
                 reply.Success = true;
@@ -64,20 +86,52 @@ public sealed class GatewayService(
                 reply.CostUsd = CostOf(model.Definition, tokensIn, tokensOut);
                 reply.ReferenceCostUsd = models.Max(m => CostOf(m.Definition, tokensIn, tokensOut));
                 reply.ReportedQuality = completion.ReportedQuality ?? -1;
+                budgets.Settle(reservation, reply.CostUsd);
                 break;
             }
             catch (BrokenCircuitException)
             {
+                budgets.Release(reservation);
                 reply.Attempts.Add(new Attempt { Arm = arm, Outcome = "skipped", Error = "circuit open" });
+            }
+            catch (RateLimiterRejectedException)
+            {
+                budgets.Release(reservation);
+                reply.Attempts.Add(new Attempt { Arm = arm, Outcome = "skipped", Error = "too many calls in flight" });
             }
             catch (Exception e) when (e is ProviderException or TimeoutRejectedException)
             {
+                budgets.Release(reservation);
                 var error = e is TimeoutRejectedException ? "timed out" : e.Message;
                 logger.LogWarning("Provider {Provider}/{Model} failed: {Error}", arm.Provider, arm.Model, error);
                 reply.Attempts.Add(new Attempt { Arm = arm, Outcome = "failed", Error = error, LatencyMs = ElapsedMs(attemptStarted) });
             }
         }
 
+        reply.LatencyMs = ElapsedMs(started);
+        if (reply.Success)
+        {
+            await cache.StoreAsync(request, reply, cancellationToken);
+        }
+        else if (budgetRefusal is not null && reply.Attempts.All(a => a.Outcome == "skipped"))
+        {
+            reply.BudgetExhausted = true;
+            reply.BudgetMessage = budgetRefusal;
+        }
+
+        return reply;
+    }
+
+    /// <summary>A cached reply costs nothing and consumes no tokens; its path names the arm that first made it.</summary>
+    private GatewayReply FromCache(GatewayReply cached, CacheHit hit, long started)
+    {
+        var reply = cached.Clone();
+        reply.CacheHit = true;
+        reply.CostUsd = 0;
+        reply.TokensIn = 0;
+        reply.TokensOut = 0;
+        reply.Attempts.Clear();
+        reply.Attempts.Add(new Attempt { Arm = cached.Arm, Outcome = hit == CacheHit.Exact ? "cached" : "cached-semantic" });
         reply.LatencyMs = ElapsedMs(started);
         return reply;
     }
@@ -105,6 +159,8 @@ public sealed class GatewayService(
             .Select(m => m.Provider)
             .DistinctBy(p => p.Name)
             .Select(p => new ProviderState { Provider = p.Name, Circuit = resilience.CircuitStateOf(p.Name), Simulated = p.Simulated }));
+        var counters = cache.Counters;
+        reply.Cache = new ResponseCacheStats { ExactHits = counters.ExactHits, SemanticHits = counters.SemanticHits, Misses = counters.Misses, Entries = counters.Entries };
         return Task.FromResult(reply);
     }
 

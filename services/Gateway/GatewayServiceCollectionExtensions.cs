@@ -15,18 +15,26 @@ public static class GatewayServiceCollectionExtensions
     public static IServiceCollection AddGateway(this IServiceCollection services, ProviderCatalog catalog)
     {
         services.AddOptions<ResilienceOptions>();
+        services.AddOptions<ResponseCacheOptions>();
+        services.AddOptions<BudgetOptions>();
         services.AddSingleton<TokenCounter>();
+        services.AddSingleton<ResponseCache>();
+        services.AddSingleton<SpendLedger>();
         services.AddSingleton(sp => ActivateProviders(catalog, sp.GetRequiredService<ISecretSource>()));
         services.AddSingleton(sp => new ProviderResilience(
             catalog.Providers
                 .Where(p => sp.GetRequiredService<ActiveProviders>().Models.Any(m => m.Provider.Name == p.Name))
                 .Select(p => (p.Name, TimeSpan.FromSeconds(p.TimeoutSeconds))),
             sp.GetRequiredService<Microsoft.Extensions.Options.IOptions<ResilienceOptions>>().Value,
+            sp.GetRequiredService<IEventPublisher>(),
+            sp.GetRequiredService<TimeProvider>(),
             sp.GetRequiredService<ILogger<ProviderResilience>>()));
         services.AddSingleton<IGatewayApi>(sp => new GatewayService(
             sp.GetRequiredService<ActiveProviders>().Models,
             sp.GetRequiredService<ProviderResilience>(),
             sp.GetRequiredService<TokenCounter>(),
+            sp.GetRequiredService<ResponseCache>(),
+            sp.GetRequiredService<SpendLedger>(),
             sp.GetRequiredService<TimeProvider>(),
             sp.GetRequiredService<ILogger<GatewayService>>()));
         return services;

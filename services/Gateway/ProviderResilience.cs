@@ -1,7 +1,12 @@
+using Google.Protobuf.WellKnownTypes;
 using Microsoft.Extensions.Logging;
 using Polly;
 using Polly.CircuitBreaker;
+using Polly.RateLimiting;
+using Polly.Retry;
 using Polly.Timeout;
+using PersistentAgents.Contracts;
+using PersistentAgents.Contracts.V1;
 using PersistentAgents.Gateway.Providers;
 
 namespace PersistentAgents.Gateway;
@@ -9,6 +14,15 @@ namespace PersistentAgents.Gateway;
 /// <summary>Settings of the per-provider resilience pipeline.</summary>
 public sealed class ResilienceOptions
 {
+    /// <summary>Retries of a retryable failure (429, 5xx, timeout, broken connection) on the same provider.</summary>
+    public int MaxRetries { get; set; } = 2;
+
+    /// <summary>First retry delay; later ones double, with jitter.</summary>
+    public TimeSpan RetryBaseDelay { get; set; } = TimeSpan.FromMilliseconds(100);
+
+    /// <summary>A Retry-After longer than this is not waited for: the next candidate is tried instead.</summary>
+    public TimeSpan MaxRetryAfter { get; set; } = TimeSpan.FromSeconds(10);
+
     /// <summary>Share of failed calls within the sampling window that opens a provider's circuit.</summary>
     public double FailureRatio { get; set; } = 0.5;
 
@@ -19,48 +33,86 @@ public sealed class ResilienceOptions
 
     /// <summary>How long an open circuit rejects calls before a half-open probe is let through.</summary>
     public TimeSpan BreakDuration { get; set; } = TimeSpan.FromSeconds(15);
+
+    /// <summary>Calls in flight to one provider; more wait in a queue of the same size, then are refused.</summary>
+    public int MaxConcurrency { get; set; } = 64;
 }
 
 /// <summary>
-/// One Polly pipeline per provider: a timeout inside a circuit breaker, so a hanging provider counts as a
-/// failing one and a sick provider is skipped until a half-open probe finds it healthy.
+/// One Polly pipeline per provider, outermost first: a concurrency limit, retries with jittered backoff
+/// for retryable failures only (honouring a 429's Retry-After), a circuit breaker with half-open probes,
+/// and a timeout per attempt, so a hanging provider counts as a failing one. Circuit changes are logged
+/// and published on <c>provider-health</c>.
 /// </summary>
 public sealed class ProviderResilience
 {
     private readonly Dictionary<string, (ResiliencePipeline Pipeline, CircuitBreakerStateProvider Circuit)> _byProvider;
 
-    public ProviderResilience(IEnumerable<(string Provider, TimeSpan Timeout)> providers, ResilienceOptions options, ILogger<ProviderResilience> logger)
+    public ProviderResilience(
+        IEnumerable<(string Provider, TimeSpan Timeout)> providers,
+        ResilienceOptions options,
+        IEventPublisher events,
+        TimeProvider timeProvider,
+        ILogger<ProviderResilience> logger)
     {
         _byProvider = new(StringComparer.Ordinal);
         foreach (var (provider, timeout) in providers)
         {
             var circuit = new CircuitBreakerStateProvider();
-            var pipeline = new ResiliencePipelineBuilder()
-                .AddCircuitBreaker(new CircuitBreakerStrategyOptions
+            async ValueTask Announce(string state, string reason)
+            {
+                var change = new ProviderHealthChanged { Provider = provider, Circuit = state, At = Timestamp.FromDateTimeOffset(timeProvider.GetUtcNow()), Reason = reason };
+                await events.PublishAsync(Topics.ProviderHealth, $"{provider}-{state}-{timeProvider.GetTimestamp()}", change, CancellationToken.None);
+            }
+
+            var builder = new ResiliencePipelineBuilder { TimeProvider = timeProvider }
+                .AddConcurrencyLimiter(options.MaxConcurrency, options.MaxConcurrency);
+            if (options.MaxRetries > 0)
+            {
+                builder.AddRetry(new RetryStrategyOptions
                 {
-                    FailureRatio = options.FailureRatio,
-                    MinimumThroughput = options.MinimumThroughput,
-                    SamplingDuration = options.SamplingDuration,
-                    BreakDuration = options.BreakDuration,
-                    StateProvider = circuit,
+                    MaxRetryAttempts = options.MaxRetries,
+                    BackoffType = DelayBackoffType.Exponential,
+                    UseJitter = true,
+                    Delay = options.RetryBaseDelay,
                     ShouldHandle = new PredicateBuilder()
-                        .Handle<ProviderException>()
+                        .Handle<ProviderException>(e => e.Retryable && !(e.RetryAfter > options.MaxRetryAfter))
                         .Handle<TimeoutRejectedException>()
                         .Handle<HttpRequestException>(),
-                    OnOpened = args =>
-                    {
-                        logger.LogWarning("Circuit of provider {Provider} opened for {BreakDuration}", provider, args.BreakDuration);
-                        return ValueTask.CompletedTask;
-                    },
-                    OnClosed = _ =>
-                    {
-                        logger.LogInformation("Circuit of provider {Provider} closed", provider);
-                        return ValueTask.CompletedTask;
-                    },
-                })
-                .AddTimeout(timeout)
-                .Build();
-            _byProvider[provider] = (pipeline, circuit);
+                    DelayGenerator = args => ValueTask.FromResult(
+                        args.Outcome.Exception is ProviderException { RetryAfter: { } retryAfter } ? (TimeSpan?)retryAfter : null),
+                });
+            }
+
+            builder.AddCircuitBreaker(new CircuitBreakerStrategyOptions
+            {
+                FailureRatio = options.FailureRatio,
+                MinimumThroughput = options.MinimumThroughput,
+                SamplingDuration = options.SamplingDuration,
+                BreakDuration = options.BreakDuration,
+                StateProvider = circuit,
+                ShouldHandle = new PredicateBuilder()
+                    .Handle<ProviderException>()
+                    .Handle<TimeoutRejectedException>()
+                    .Handle<HttpRequestException>(),
+                OnOpened = async args =>
+                {
+                    var reason = args.Outcome.Exception?.Message ?? "failures";
+                    logger.LogWarning("Circuit of provider {Provider} opened for {BreakDuration}: {Reason}", provider, args.BreakDuration, reason);
+                    await Announce("open", reason);
+                },
+                OnHalfOpened = async _ =>
+                {
+                    logger.LogInformation("Circuit of provider {Provider} half-open: probing", provider);
+                    await Announce("half-open", "probe");
+                },
+                OnClosed = async _ =>
+                {
+                    logger.LogInformation("Circuit of provider {Provider} closed", provider);
+                    await Announce("closed", "recovered");
+                },
+            });
+            _byProvider[provider] = (builder.AddTimeout(timeout).Build(), circuit);
         }
     }
 
@@ -74,7 +126,4 @@ public sealed class ProviderResilience
         CircuitState.HalfOpen => "half-open",
         _ => "isolated",
     };
-
-    public bool IsAcceptingCalls(string provider) =>
-        _byProvider[provider].Circuit.CircuitState is CircuitState.Closed or CircuitState.HalfOpen;
 }

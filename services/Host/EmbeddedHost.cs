@@ -9,6 +9,7 @@ using PersistentAgents.Contracts.V1;
 using PersistentAgents.EmbeddedStorage;
 using PersistentAgents.Gateway;
 using PersistentAgents.Gateway.Catalog;
+using PersistentAgents.Gateway.Embedded;
 using PersistentAgents.Gateway.Providers;
 using PersistentAgents.Learning;
 using PersistentAgents.Learning.Embedded;
@@ -50,10 +51,14 @@ public static class EmbeddedHost
         services.Configure<MemoryOptions>(builder.Configuration.GetSection("Memory"));
         services.Configure<LearningOptions>(builder.Configuration.GetSection("Learning"));
         services.Configure<ResilienceOptions>(builder.Configuration.GetSection("Resilience"));
+        services.Configure<ResponseCacheOptions>(builder.Configuration.GetSection("Cache"));
+        services.Configure<BudgetOptions>(builder.Configuration.GetSection("Budgets"));
 
         // Gateway: providers from the catalog, API keys from the environment.
         services.AddSingleton<ISecretSource, EnvironmentSecretSource>();
         services.AddGateway(catalog);
+        var gatewayDb = new SqliteDatabase(Path.Combine(dataDir, "gateway.db"), SqliteSpendStore.Schema);
+        services.AddSingleton<ISpendStore>(_ => new SqliteSpendStore(gatewayDb));
 
         // Memory: SQLite for working and semantic memory, files for episodes.
         var memoryDb = new SqliteDatabase(Path.Combine(dataDir, "memory.db"), SqliteWorkingMemoryStore.Schema + InProcessVectorIndex.Schema);
