@@ -47,7 +47,43 @@ public sealed class GatewayService(
             : models.Select(m => new ArmRef { Provider = m.Provider.Name, Model = m.Definition.Name }).ToList();
         var reply = new GatewayReply { ReportedQuality = -1 };
         string? budgetRefusal = null;
+        var probe = candidates.FirstOrDefault(a => _byArm.ContainsKey((a.Provider, a.Model)) && resilience.TryClaimProbe(a.Provider));
+        if (probe is not null)
+        {
+            candidates.Remove(probe);
+            candidates.Insert(0, probe);
+        }
 
+        try
+        {
+            await TryCandidatesAsync(request, candidates, messages, inputTokens, reply, refusal => budgetRefusal ??= refusal, cancellationToken);
+        }
+        finally
+        {
+            if (probe is not null)
+            {
+                resilience.ReleaseProbe(probe.Provider);
+            }
+        }
+
+        reply.LatencyMs = ElapsedMs(started);
+        if (reply.Success)
+        {
+            await cache.StoreAsync(request, reply, cancellationToken);
+        }
+        else if (budgetRefusal is not null && reply.Attempts.All(a => a.Outcome == "skipped"))
+        {
+            reply.BudgetExhausted = true;
+            reply.BudgetMessage = budgetRefusal;
+        }
+
+        return reply;
+    }
+
+    private async Task TryCandidatesAsync(
+        GatewayRequest request, List<ArmRef> candidates, List<AiChatMessage> messages, int inputTokens, GatewayReply reply,
+        Action<string> refuseForBudget, CancellationToken cancellationToken)
+    {
         foreach (var arm in candidates)
         {
             if (!_byArm.TryGetValue((arm.Provider, arm.Model), out var model))
@@ -62,8 +98,8 @@ public sealed class GatewayService(
             var (reservation, budget, committed) = budgets.TryReserve(request.Tenant, request.Agent, estimate);
             if (reservation is null)
             {
-                budgetRefusal ??= FormattableString.Invariant(
-                    $"agent '{request.Agent}' has a daily budget of {budget:0.######} USD and {committed:0.######} USD is spent or reserved today; {arm.Provider}/{arm.Model} would cost up to {estimate:0.######} USD");
+                refuseForBudget(FormattableString.Invariant(
+                    $"agent '{request.Agent}' has a daily budget of {budget:0.######} USD and {committed:0.######} USD is spent or reserved today; {arm.Provider}/{arm.Model} would cost up to {estimate:0.######} USD"));
                 reply.Attempts.Add(new Attempt { Arm = arm, Outcome = "skipped", Error = "over budget" });
                 continue;
             }
@@ -107,19 +143,6 @@ public sealed class GatewayService(
                 reply.Attempts.Add(new Attempt { Arm = arm, Outcome = "failed", Error = error, LatencyMs = ElapsedMs(attemptStarted) });
             }
         }
-
-        reply.LatencyMs = ElapsedMs(started);
-        if (reply.Success)
-        {
-            await cache.StoreAsync(request, reply, cancellationToken);
-        }
-        else if (budgetRefusal is not null && reply.Attempts.All(a => a.Outcome == "skipped"))
-        {
-            reply.BudgetExhausted = true;
-            reply.BudgetMessage = budgetRefusal;
-        }
-
-        return reply;
     }
 
     /// <summary>A cached reply costs nothing and consumes no tokens; its path names the arm that first made it.</summary>

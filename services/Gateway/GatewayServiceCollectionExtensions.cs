@@ -53,7 +53,7 @@ public static class GatewayServiceCollectionExtensions
                 continue;
             }
 
-            var adapter = new OpenAiCompatibleProvider(provider, key);
+            var adapter = ChatClientProvider.Create(provider, key);
             real.AddRange(provider.Models.Select(m => new ActiveModel(adapter, m)));
         }
 
@@ -61,7 +61,12 @@ public static class GatewayServiceCollectionExtensions
         var simulated = useSimulated
             ? catalog.Providers
                 .Where(p => p.Kind == ProviderKind.Simulated)
-                .SelectMany(p => p.Models.Select(m => new ActiveModel(new SimulatedProvider(p.Name), m)))
+                .SelectMany(p =>
+                {
+                    // One adapter per provider, so a run-time override reaches all its models.
+                    var adapter = new SimulatedProvider(p.Name);
+                    return p.Models.Select(m => new ActiveModel(adapter, m));
+                })
                 .ToList()
             : [];
         var models = real.Concat(simulated).ToList();
@@ -79,4 +84,8 @@ public static class GatewayServiceCollectionExtensions
 public sealed record ActiveProviders(IReadOnlyList<ActiveModel> Models, IReadOnlyList<string> ProvidersWithoutKey)
 {
     public bool AllSimulated => Models.All(m => m.Provider.Simulated);
+
+    /// <summary>The active simulated provider named <paramref name="name"/> (to override its behaviour), or null.</summary>
+    public SimulatedProvider? Simulated(string name) =>
+        Models.Select(m => m.Provider).OfType<SimulatedProvider>().FirstOrDefault(p => string.Equals(p.Name, name, StringComparison.Ordinal));
 }

@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using Google.Protobuf.WellKnownTypes;
 using Microsoft.Extensions.Logging;
 using Polly;
@@ -47,6 +48,9 @@ public sealed class ResilienceOptions
 public sealed class ProviderResilience
 {
     private readonly Dictionary<string, (ResiliencePipeline Pipeline, CircuitBreakerStateProvider Circuit)> _byProvider;
+    private readonly ConcurrentDictionary<string, DateTimeOffset> _probeDueAt = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, byte> _probing = new(StringComparer.Ordinal);
+    private readonly TimeProvider _timeProvider;
 
     public ProviderResilience(
         IEnumerable<(string Provider, TimeSpan Timeout)> providers,
@@ -56,6 +60,7 @@ public sealed class ProviderResilience
         ILogger<ProviderResilience> logger)
     {
         _byProvider = new(StringComparer.Ordinal);
+        _timeProvider = timeProvider;
         foreach (var (provider, timeout) in providers)
         {
             var circuit = new CircuitBreakerStateProvider();
@@ -98,6 +103,7 @@ public sealed class ProviderResilience
                 OnOpened = async args =>
                 {
                     var reason = args.Outcome.Exception?.Message ?? "failures";
+                    _probeDueAt[provider] = timeProvider.GetUtcNow() + args.BreakDuration;
                     logger.LogWarning("Circuit of provider {Provider} opened for {BreakDuration}: {Reason}", provider, args.BreakDuration, reason);
                     await Announce("open", reason);
                 },
@@ -106,8 +112,9 @@ public sealed class ProviderResilience
                     logger.LogInformation("Circuit of provider {Provider} half-open: probing", provider);
                     await Announce("half-open", "probe");
                 },
-                OnClosed = async _ =>
+                OnClosed = async closed =>
                 {
+                    _probeDueAt.TryRemove(provider, out var _);
                     logger.LogInformation("Circuit of provider {Provider} closed", provider);
                     await Announce("closed", "recovered");
                 },
@@ -118,12 +125,27 @@ public sealed class ProviderResilience
 
     public ResiliencePipeline PipelineFor(string provider) => _byProvider[provider].Pipeline;
 
-    /// <summary>"closed", "open", "half-open" or "isolated".</summary>
+    /// <summary>
+    /// "closed", "open", "half-open" (the break is over: the next call is a probe) or "isolated".
+    /// </summary>
     public string CircuitStateOf(string provider) => _byProvider[provider].Circuit.CircuitState switch
     {
         CircuitState.Closed => "closed",
-        CircuitState.Open => "open",
+        CircuitState.Open => IsProbeDue(provider) ? "half-open" : "open",
         CircuitState.HalfOpen => "half-open",
         _ => "isolated",
     };
+
+    /// <summary>
+    /// Claims the one probe of a provider whose break is over. A circuit leaves its open state only when a
+    /// call reaches it, and a provider ranked behind healthy ones would never be called, so the gateway
+    /// puts the claimed provider first for one live request. Release the claim when that call is over.
+    /// </summary>
+    public bool TryClaimProbe(string provider) => IsProbeDue(provider) && _probing.TryAdd(provider, 0);
+
+    public void ReleaseProbe(string provider) => _probing.TryRemove(provider, out _);
+
+    private bool IsProbeDue(string provider) =>
+        _byProvider[provider].Circuit.CircuitState == CircuitState.Open
+        && _probeDueAt.TryGetValue(provider, out var due) && _timeProvider.GetUtcNow() >= due;
 }

@@ -109,6 +109,8 @@ public static class EmbeddedHost
         app.MapGrpcService<AgentsGrpcService>();
         app.MapGrpcReflectionService();
         app.MapGrpcHealthChecksService();
+        app.MapOpenAiCompatibleApi();
+        app.MapGatewayAdminApi();
 
         app.Lifetime.ApplicationStarted.Register(() => LogStart(app, dataDir, catalogPath));
         return app;

@@ -78,6 +78,20 @@ public sealed class ProviderCatalog
                 throw new CatalogException($"{at}.endpoint: is required for kind openai");
             }
 
+            if (provider.Kind == ProviderKind.Anthropic)
+            {
+                if (provider.Endpoint is not null
+                    && (!Uri.TryCreate(provider.Endpoint, UriKind.Absolute, out var endpoint) || (endpoint.Scheme != Uri.UriSchemeHttps && endpoint.Scheme != Uri.UriSchemeHttp)))
+                {
+                    throw new CatalogException($"{at}.endpoint: must be an absolute http or https URL (default {ProviderDefinition.DefaultAnthropicEndpoint})");
+                }
+
+                if (string.IsNullOrWhiteSpace(provider.ApiKeySecret))
+                {
+                    throw new CatalogException($"{at}.apiKeySecret: is required for kind anthropic");
+                }
+            }
+
             if (provider.TimeoutSeconds is <= 0 or > 600)
             {
                 throw new CatalogException($"{at}.timeoutSeconds: must be between 0 and 600");
@@ -109,7 +123,13 @@ public sealed class ProviderDefinition
 
     public ProviderKind Kind { get; set; } = ProviderKind.Simulated;
 
-    /// <summary>Base address of an OpenAI-compatible API, e.g. https://api.openai.com/v1.</summary>
+    /// <summary>The Messages API's address when <see cref="Endpoint"/> is not set on an anthropic provider.</summary>
+    public const string DefaultAnthropicEndpoint = "https://api.anthropic.com";
+
+    /// <summary>
+    /// Base address of an OpenAI-compatible API, e.g. https://api.openai.com/v1 (required for kind openai), or of the
+    /// Anthropic Messages API without /v1 (kind anthropic; default https://api.anthropic.com, set it for a proxy).
+    /// </summary>
     public string? Endpoint { get; set; }
 
     /// <summary>The name of the secret (environment variable in embedded mode) that holds the API key.</summary>
@@ -135,8 +155,16 @@ public sealed class ModelDefinition
     /// <summary>Declared quality 0..1: the learning prior for a task type never seen.</summary>
     public double Quality { get; set; } = 0.7;
 
+    /// <summary>The capability names a model may declare.</summary>
+    public static readonly IReadOnlyList<string> KnownCapabilities = ["json", "tools", "streaming", "vision"];
+
+    /// <summary>What the model can do beyond plain chat, from <see cref="KnownCapabilities"/>; every adapter streams.</summary>
+    public List<string> Capabilities { get; set; } = ["streaming"];
+
     /// <summary>Behaviour of a simulated model.</summary>
     public SimulationDefinition? Simulation { get; set; }
+
+    public bool Has(string capability) => Capabilities.Contains(capability, StringComparer.Ordinal);
 
     internal void Validate(string at, ProviderKind kind)
     {
@@ -160,6 +188,16 @@ public sealed class ModelDefinition
             throw new CatalogException($"{at}.contextWindow: must be positive");
         }
 
+        Capabilities ??= [];
+        for (var k = 0; k < Capabilities.Count; k++)
+        {
+            if (!KnownCapabilities.Contains(Capabilities[k], StringComparer.Ordinal))
+            {
+                throw new CatalogException(
+                    $"{at}.capabilities[{k}]: '{Capabilities[k]}' is not one of {string.Join(", ", KnownCapabilities)}");
+            }
+        }
+
         if (kind == ProviderKind.Simulated)
         {
             Simulation ??= new SimulationDefinition { Quality = Quality };
@@ -176,25 +214,35 @@ public sealed class SimulationDefinition
 
     public double LatencyMs { get; set; } = 20;
 
+    /// <summary>Share of streamed replies that break after some words (a failure after text was sent).</summary>
+    public double MidStreamFailureRate { get; set; }
+
     /// <summary>Per task type overrides of quality, failure rate and latency.</summary>
     public Dictionary<string, SimulationBehaviour> TaskTypes { get; set; } = [];
 
     public SimulationBehaviour For(string taskType)
     {
-        var fallback = new SimulationBehaviour { Quality = Quality, FailureRate = FailureRate, LatencyMs = LatencyMs };
+        var fallback = new SimulationBehaviour
+        {
+            Quality = Quality, FailureRate = FailureRate, LatencyMs = LatencyMs, MidStreamFailureRate = MidStreamFailureRate,
+        };
         return TaskTypes.TryGetValue(taskType, out var specific)
             ? new SimulationBehaviour
             {
                 Quality = specific.Quality ?? fallback.Quality,
                 FailureRate = specific.FailureRate ?? fallback.FailureRate,
                 LatencyMs = specific.LatencyMs ?? fallback.LatencyMs,
+                MidStreamFailureRate = specific.MidStreamFailureRate ?? fallback.MidStreamFailureRate,
             }
             : fallback;
     }
 
     internal void Validate(string at)
     {
-        Check(at, new SimulationBehaviour { Quality = Quality, FailureRate = FailureRate, LatencyMs = LatencyMs });
+        Check(at, new SimulationBehaviour
+        {
+            Quality = Quality, FailureRate = FailureRate, LatencyMs = LatencyMs, MidStreamFailureRate = MidStreamFailureRate,
+        });
         foreach (var (taskType, behaviour) in TaskTypes)
         {
             Check($"{at}.taskTypes.{taskType}", behaviour);
@@ -217,6 +265,11 @@ public sealed class SimulationDefinition
         {
             throw new CatalogException($"{at}.latencyMs: must be between 0 and 600000");
         }
+
+        if (behaviour.MidStreamFailureRate is < 0 or > 1)
+        {
+            throw new CatalogException($"{at}.midStreamFailureRate: must be between 0 and 1");
+        }
     }
 }
 
@@ -227,6 +280,8 @@ public sealed class SimulationBehaviour
     public double? FailureRate { get; set; }
 
     public double? LatencyMs { get; set; }
+
+    public double? MidStreamFailureRate { get; set; }
 }
 
 public sealed class CatalogException : Exception

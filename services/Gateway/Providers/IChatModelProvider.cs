@@ -12,12 +12,39 @@ public interface IChatModelProvider
 
     Task<ProviderCompletion> CompleteAsync(
         ModelDefinition model, string taskType, IReadOnlyList<ChatMessage> messages, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Streams the reply: text deltas, then one last chunk (<see cref="ProviderChunk.IsLast"/>) with the usage the
+    /// provider reported and its quality signal. A failure before the first delta or after some throws a
+    /// <see cref="ProviderException"/>; a stream that ends without its last chunk never happens.
+    /// </summary>
+    IAsyncEnumerable<ProviderChunk> StreamAsync(
+        ModelDefinition model, string taskType, IReadOnlyList<ChatMessage> messages, CancellationToken cancellationToken);
 }
 
-/// <param name="InputTokens">As the provider reported it; null when it did not.</param>
+/// <param name="InputTokens">
+/// As the provider reported it, all input tokens (cached ones included, on every provider); null when it did not.
+/// </param>
 /// <param name="OutputTokens">As the provider reported it; null when it did not.</param>
 /// <param name="ReportedQuality">A quality signal 0..1 the provider itself gives (simulated providers only).</param>
-public sealed record ProviderCompletion(string Text, long? InputTokens, long? OutputTokens, double? ReportedQuality);
+/// <param name="CachedInputTokens">The part of <paramref name="InputTokens"/> read from the provider's prompt cache, when reported.</param>
+public sealed record ProviderCompletion(
+    string Text, long? InputTokens, long? OutputTokens, double? ReportedQuality, long? CachedInputTokens = null);
+
+/// <summary>One piece of a streamed reply.</summary>
+/// <param name="TextDelta">The text that follows what was streamed so far; empty in the last chunk.</param>
+/// <param name="InputTokens">Last chunk only: all input tokens as the provider reported them (cached ones included).</param>
+/// <param name="OutputTokens">Last chunk only: as the provider reported them.</param>
+/// <param name="ReportedQuality">Last chunk only: the provider's own quality signal (simulated providers).</param>
+/// <param name="IsLast">True on the one chunk that closes a complete reply.</param>
+/// <param name="CachedInputTokens">Last chunk only: the part of the input tokens read from the prompt cache.</param>
+public sealed record ProviderChunk(
+    string TextDelta,
+    long? InputTokens = null,
+    long? OutputTokens = null,
+    double? ReportedQuality = null,
+    bool IsLast = false,
+    long? CachedInputTokens = null);
 
 /// <summary>A provider call failed. Retryable failures are transient (429, 5xx, broken connections).</summary>
 public sealed class ProviderException : Exception
