@@ -27,7 +27,9 @@ public sealed class AgentLoop(
 {
     private readonly AgentLimits _limits = limits.Value;
 
-    public async Task<CompleteReply> CompleteAsync(AgentId agent, ValidCompleteRequest request, CancellationToken cancellationToken)
+    /// <param name="onDelta">When given, the reply is streamed: each piece of text goes here as it is made.</param>
+    public async Task<CompleteReply> CompleteAsync(
+        AgentId agent, ValidCompleteRequest request, Func<string, CancellationToken, ValueTask>? onDelta, CancellationToken cancellationToken)
     {
         var started = timeProvider.GetTimestamp();
         var at = timeProvider.GetUtcNow();
@@ -46,7 +48,9 @@ public sealed class AgentLoop(
         var gatewayRequest = new GatewayRequest { Tenant = agent.Tenant, Agent = agent.Name, TaskType = request.TaskType, NoCache = request.NoCache };
         gatewayRequest.Messages.AddRange(BuildMessages(agent, request, working, memoriesUsed));
         gatewayRequest.Candidates.AddRange(route.Ranked);
-        var result = await gateway.CompleteAsync(gatewayRequest, cancellationToken);
+        var result = onDelta is null
+            ? await gateway.CompleteAsync(gatewayRequest, cancellationToken)
+            : await gateway.CompleteStreamingAsync(gatewayRequest, onDelta, cancellationToken);
         if (result.BudgetExhausted)
         {
             // Refused before any provider was called: nothing happened, so nothing is remembered.
@@ -98,6 +102,11 @@ public sealed class AgentLoop(
         }
 
         await events.PublishAsync(Topics.InteractionCompleted, interactionId, OutcomeOf(agent, request, reply, result, at), cancellationToken);
+
+        if (result.StreamError.Length > 0)
+        {
+            throw new RpcException(new Status(StatusCode.Unavailable, $"stream: {result.StreamError} (interaction {interactionId})"));
+        }
 
         if (!result.Success)
         {

@@ -20,7 +20,17 @@ public sealed class AgentsGrpcService(
     public override Task<CompleteReply> Complete(CompleteRequest request, ServerCallContext context)
     {
         var valid = CompleteRequestValidator.Validate(request, limits.Value);
-        return invoker.CompleteAsync(AgentOf(request.Agent), valid, context.CancellationToken);
+        return invoker.CompleteAsync(AgentOf(request.Agent), valid, onDelta: null, context.CancellationToken);
+    }
+
+    public override async Task CompleteStream(CompleteRequest request, IServerStreamWriter<CompleteEvent> responseStream, ServerCallContext context)
+    {
+        var valid = CompleteRequestValidator.Validate(request, limits.Value);
+        var reply = await invoker.CompleteAsync(
+            AgentOf(request.Agent), valid,
+            async (delta, token) => await responseStream.WriteAsync(new CompleteEvent { Delta = delta }, token),
+            context.CancellationToken);
+        await responseStream.WriteAsync(new CompleteEvent { Final = reply }, context.CancellationToken);
     }
 
     public override async Task<AgentStats> GetStats(GetStatsRequest request, ServerCallContext context)

@@ -8,7 +8,8 @@ namespace PersistentAgents.Agents;
 /// </summary>
 public interface IAgentInvoker
 {
-    Task<CompleteReply> CompleteAsync(AgentId agent, ValidCompleteRequest request, CancellationToken cancellationToken);
+    /// <param name="onDelta">When given, the reply is streamed to it as it is generated.</param>
+    Task<CompleteReply> CompleteAsync(AgentId agent, ValidCompleteRequest request, Func<string, CancellationToken, ValueTask>? onDelta, CancellationToken cancellationToken);
 
     /// <summary>Forgets the agent, as a turn of its own so that it never interleaves with a completion.</summary>
     Task<PurgeReply> PurgeAsync(AgentId agent, CancellationToken cancellationToken);

@@ -40,6 +40,13 @@ public interface IGatewayApi
 {
     Task<GatewayReply> CompleteAsync(GatewayRequest request, CancellationToken cancellationToken);
 
+    /// <summary>
+    /// Like <see cref="CompleteAsync"/>, handing each piece of text to <paramref name="onDelta"/> as the
+    /// provider produces it. Candidates are tried in order until one has sent text; after that no fallback
+    /// is possible, and a break is reported in <c>StreamError</c>.
+    /// </summary>
+    Task<GatewayReply> CompleteStreamingAsync(GatewayRequest request, Func<string, CancellationToken, ValueTask> onDelta, CancellationToken cancellationToken);
+
     Task<ModelCatalog> ListModelsAsync(ListModelsRequest request, CancellationToken cancellationToken);
 
     Task<ProviderHealthReply> GetProviderHealthAsync(ProviderHealthRequest request, CancellationToken cancellationToken);

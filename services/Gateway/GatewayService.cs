@@ -31,12 +31,23 @@ public sealed class GatewayService(
     private readonly Dictionary<(string Provider, string Model), ActiveModel> _byArm =
         models.ToDictionary(m => (m.Provider.Name, m.Definition.Name));
 
-    public async Task<GatewayReply> CompleteAsync(GatewayRequest request, CancellationToken cancellationToken)
+    public Task<GatewayReply> CompleteAsync(GatewayRequest request, CancellationToken cancellationToken) =>
+        CompleteAsync(request, onDelta: null, cancellationToken);
+
+    public Task<GatewayReply> CompleteStreamingAsync(GatewayRequest request, Func<string, CancellationToken, ValueTask> onDelta, CancellationToken cancellationToken) =>
+        CompleteAsync(request, onDelta, cancellationToken);
+
+    private async Task<GatewayReply> CompleteAsync(GatewayRequest request, Func<string, CancellationToken, ValueTask>? onDelta, CancellationToken cancellationToken)
     {
         var started = timeProvider.GetTimestamp();
         var (hit, cached) = await cache.LookupAsync(request, cancellationToken);
         if (cached is not null)
         {
+            if (onDelta is not null)
+            {
+                await onDelta(cached.Text, cancellationToken);
+            }
+
             return FromCache(cached, hit, started);
         }
 
@@ -56,7 +67,7 @@ public sealed class GatewayService(
 
         try
         {
-            await TryCandidatesAsync(request, candidates, messages, inputTokens, reply, refusal => budgetRefusal ??= refusal, cancellationToken);
+            await TryCandidatesAsync(request, candidates, messages, inputTokens, reply, refusal => budgetRefusal ??= refusal, onDelta, cancellationToken);
         }
         finally
         {
@@ -82,8 +93,9 @@ public sealed class GatewayService(
 
     private async Task TryCandidatesAsync(
         GatewayRequest request, List<ArmRef> candidates, List<AiChatMessage> messages, int inputTokens, GatewayReply reply,
-        Action<string> refuseForBudget, CancellationToken cancellationToken)
+        Action<string> refuseForBudget, Func<string, CancellationToken, ValueTask>? onDelta, CancellationToken cancellationToken)
     {
+        var streamed = new StreamProgress();
         foreach (var arm in candidates)
         {
             if (!_byArm.TryGetValue((arm.Provider, arm.Model), out var model))
@@ -108,7 +120,9 @@ public sealed class GatewayService(
             try
             {
                 var completion = await resilience.PipelineFor(arm.Provider).ExecuteAsync(
-                    async token => await model.Provider.CompleteAsync(model.Definition, request.TaskType, messages, token),
+                    async token => onDelta is null
+                        ? await model.Provider.CompleteAsync(model.Definition, request.TaskType, messages, token)
+                        : await StreamAsync(model, request.TaskType, messages, onDelta, streamed, token),
                     cancellationToken);
                 var tokensIn = completion.InputTokens ?? inputTokens;
                 var tokensOut = completion.OutputTokens ?? tokenCounter.Count(completion.Text);
@@ -141,8 +155,57 @@ public sealed class GatewayService(
                 var error = e is TimeoutRejectedException ? "timed out" : e.Message;
                 logger.LogWarning("Provider {Provider}/{Model} failed: {Error}", arm.Provider, arm.Model, error);
                 reply.Attempts.Add(new Attempt { Arm = arm, Outcome = "failed", Error = error, LatencyMs = ElapsedMs(attemptStarted) });
+                if (streamed.Characters > 0)
+                {
+                    // Text already reached the caller: another candidate would start a second reply.
+                    reply.Arm = arm;
+                    reply.Simulated = model.Provider.Simulated;
+                    reply.StreamError = $"{arm.Provider}/{arm.Model} broke after {streamed.Characters} characters were sent: {error}";
+                    return;
+                }
             }
         }
+    }
+
+    /// <summary>
+    /// Streams one candidate's reply to <paramref name="onDelta"/> and assembles it. Once text has gone out
+    /// a failure is not retryable, whatever its cause: a retry would send the caller a second beginning.
+    /// </summary>
+    private static async Task<ProviderCompletion> StreamAsync(
+        ActiveModel model, string taskType, List<AiChatMessage> messages, Func<string, CancellationToken, ValueTask> onDelta, StreamProgress streamed, CancellationToken cancellationToken)
+    {
+        var text = new System.Text.StringBuilder();
+        ProviderChunk? last = null;
+        try
+        {
+            await foreach (var chunk in model.Provider.StreamAsync(model.Definition, taskType, messages, cancellationToken))
+            {
+                if (chunk.TextDelta.Length > 0)
+                {
+                    text.Append(chunk.TextDelta);
+                    streamed.Characters += chunk.TextDelta.Length;
+                    await onDelta(chunk.TextDelta, cancellationToken);
+                }
+
+                last = chunk.IsLast ? chunk : last;
+            }
+        }
+        catch (ProviderException e) when (streamed.Characters > 0 && e.Retryable)
+        {
+            throw new ProviderException(e.Message, retryable: false, e);
+        }
+
+        if (last is null)
+        {
+            throw new ProviderException($"{model.Provider.Name} ended its stream without finishing it", retryable: streamed.Characters == 0);
+        }
+
+        return new ProviderCompletion(text.ToString(), last.InputTokens, last.OutputTokens, last.ReportedQuality, last.CachedInputTokens);
+    }
+
+    private sealed class StreamProgress
+    {
+        public int Characters { get; set; }
     }
 
     /// <summary>A cached reply costs nothing and consumes no tokens; its path names the arm that first made it.</summary>

@@ -68,14 +68,24 @@ public sealed class ResponseCache(IEmbeddingGenerator<string, Embedding<float>> 
         if (_options.Semantic && _byContext.TryGetValue(contextKey, out var candidates) && !candidates.IsEmpty)
         {
             var vector = await EmbedAsync(question, cancellationToken);
-            var best = candidates.Values
-                .Where(c => c.Expires > now && c.Question.Length == vector.Length)
-                .Select(c => (Entry: c, Similarity: TensorPrimitives.Dot(c.Question.Span, vector.Span)))
-                .MaxBy(c => c.Similarity);
-            if (best.Entry is not null && best.Similarity >= _options.SemanticThreshold)
+            Entry? best = null;
+            var bestSimilarity = _options.SemanticThreshold;
+            foreach (var candidate in candidates.Values)
+            {
+                if (candidate.Expires > now && candidate.Question.Length == vector.Length)
+                {
+                    var similarity = TensorPrimitives.Dot(candidate.Question.Span, vector.Span);
+                    if (similarity >= bestSimilarity)
+                    {
+                        (best, bestSimilarity) = (candidate, similarity);
+                    }
+                }
+            }
+
+            if (best is not null)
             {
                 Interlocked.Increment(ref _semanticHits);
-                return (CacheHit.Semantic, best.Entry.Reply);
+                return (CacheHit.Semantic, best.Reply);
             }
         }
 

@@ -102,6 +102,7 @@ public static class EmbeddedHost
         services.AddGrpcHealthChecks();
 
         var app = builder.Build();
+        app.UseMiddleware<CompleteStreamSseMiddleware>();
         app.UseRouting();
         app.UseMiddleware<JsonRequestShapeMiddleware>(new[] { AgentsReflection.Descriptor }.AsEnumerable());
         // Only the public API: memory, learning and gateway are called in process here and have no

@@ -11,8 +11,8 @@ public sealed class InProcessAgentInvoker(AgentLoop loop) : IAgentInvoker
     private readonly Dictionary<AgentId, Gate> _gates = [];
     private readonly Lock _gatesLock = new();
 
-    public Task<CompleteReply> CompleteAsync(AgentId agent, ValidCompleteRequest request, CancellationToken cancellationToken) =>
-        RunTurnAsync(agent, token => loop.CompleteAsync(agent, request, token), cancellationToken);
+    public Task<CompleteReply> CompleteAsync(AgentId agent, ValidCompleteRequest request, Func<string, CancellationToken, ValueTask>? onDelta, CancellationToken cancellationToken) =>
+        RunTurnAsync(agent, token => loop.CompleteAsync(agent, request, onDelta, token), cancellationToken);
 
     public Task<PurgeReply> PurgeAsync(AgentId agent, CancellationToken cancellationToken) =>
         RunTurnAsync(agent, token => loop.PurgeAsync(agent, token), cancellationToken);

@@ -60,7 +60,7 @@ public sealed class JsonRequestShapeMiddleware(RequestDelegate next, IEnumerable
     }
 
     /// <returns>The first problem found, naming the field by its JSON path; null when the shape fits.</returns>
-    private static string? ShapeProblem(JsonElement element, MessageDescriptor message, string path)
+    internal static string? ShapeProblem(JsonElement element, MessageDescriptor message, string path)
     {
         if (message.FullName is "google.protobuf.Struct" or "google.protobuf.Value" or "google.protobuf.ListValue")
         {
