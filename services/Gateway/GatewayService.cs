@@ -228,7 +228,7 @@ public sealed class GatewayService(
         catalog.Models.AddRange(models.Select(m => new ModelEntry
         {
             Arm = new ArmRef { Provider = m.Provider.Name, Model = m.Definition.Name },
-            Kind = m.Provider.Simulated ? "simulated" : "openai",
+            Kind = m.Provider.Kind.ToString().ToLowerInvariant(),
             InputPricePerMtok = m.Definition.InputPricePerMTok,
             OutputPricePerMtok = m.Definition.OutputPricePerMTok,
             PriorQuality = m.Definition.Quality,

@@ -176,7 +176,7 @@ public static class EmbeddedHost
         foreach (var group in providers.Models.GroupBy(m => m.Provider.Name))
         {
             logger.LogInformation("Provider {Provider} ({Kind}): {Models}", group.Key,
-                group.First().Provider.Simulated ? "simulated" : "openai-compatible",
+                group.First().Provider.Kind.ToString().ToLowerInvariant(),
                 string.Join(", ", group.Select(m => m.Definition.Name)));
         }
 

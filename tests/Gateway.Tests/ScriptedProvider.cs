@@ -12,6 +12,8 @@ public sealed class ScriptedProvider(string name, params ScriptedProvider.Script
 
     public string Name { get; } = name;
 
+    public ProviderKind Kind => ProviderKind.Openai;
+
     public bool Simulated => false;
 
     public int Calls => Volatile.Read(ref _calls);

@@ -8,6 +8,8 @@ public interface IChatModelProvider
 {
     string Name { get; }
 
+    ProviderKind Kind { get; }
+
     bool Simulated { get; }
 
     Task<ProviderCompletion> CompleteAsync(

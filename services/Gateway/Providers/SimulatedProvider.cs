@@ -15,6 +15,8 @@ public sealed class SimulatedProvider(string name) : IChatModelProvider
 
     public string Name { get; } = name;
 
+    public ProviderKind Kind => ProviderKind.Simulated;
+
     public bool Simulated => true;
 
     /// <summary>The run-time override in force; <see cref="SimulationOverride.None"/> when the catalog rules.</summary>
