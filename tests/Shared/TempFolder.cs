@@ -1,11 +1,11 @@
-namespace PersistentAgents.Learning.Tests;
+namespace PersistentAgents.Tests.Shared;
 
 /// <summary>A fresh folder under the system temp folder, removed (best effort) on dispose.</summary>
 internal sealed class TempFolder : IDisposable
 {
     public TempFolder()
     {
-        Path = System.IO.Path.Combine(System.IO.Path.GetTempPath(), "learning-tests-" + Guid.NewGuid().ToString("N"));
+        Path = System.IO.Path.Combine(System.IO.Path.GetTempPath(), "persistent-agents-tests-" + Guid.NewGuid().ToString("N"));
         Directory.CreateDirectory(Path);
     }
 
