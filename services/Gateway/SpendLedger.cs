@@ -71,6 +71,13 @@ public sealed class SpendLedger(ISpendStore store, IOptions<BudgetOptions> optio
 
     public void Settle(SpendReservation reservation, double actualUsd)
     {
+        // Spend is kept for agents with a budget only: for the others there is nothing to enforce, and a
+        // durable write on every call would put the store on the gateway's hot path.
+        if (DailyBudget(reservation.Agent) is null)
+        {
+            return;
+        }
+
         lock (_lock)
         {
             var key = (reservation.Tenant, reservation.Agent, reservation.Day);
@@ -78,11 +85,13 @@ public sealed class SpendLedger(ISpendStore store, IOptions<BudgetOptions> optio
             {
                 _days[key] = (state.Spent + actualUsd, Math.Max(0, state.Reserved - reservation.Usd));
             }
+        }
 
-            if (actualUsd > 0)
-            {
-                store.Add(reservation.Tenant, reservation.Agent, reservation.Day, actualUsd);
-            }
+        // Outside the lock: the in-memory total above is what reservations check; the store only has to
+        // hold the day's spend across a restart.
+        if (actualUsd > 0)
+        {
+            store.Add(reservation.Tenant, reservation.Agent, reservation.Day, actualUsd);
         }
     }
 

@@ -1,0 +1,357 @@
+// The gateway's overhead against Portkey's open-source gateway. A fake OpenAI-compatible upstream (this
+// program with --upstream) answers a fixed completion after a fixed delay; the same chat completion is
+// sent straight to it, through our gateway (the embedded host, Release, its own process, POST
+// /v1/chat/completions) and through Portkey (node, the version pinned in portkey/package-lock.json), one
+// target at a time, sequentially and at fixed open-loop rates. The overhead is each gateway's latency
+// minus the direct latency. Usage: dotnet run -c Release --project bench/Gateway [-- --help]
+using System.Diagnostics;
+using System.Globalization;
+using System.Net;
+using System.Net.Sockets;
+using System.Runtime.InteropServices;
+using System.Text;
+using System.Text.Json.Nodes;
+using PersistentAgents.Bench.Gateway;
+
+CultureInfo.DefaultThreadCurrentCulture = CultureInfo.InvariantCulture;
+CultureInfo.CurrentCulture = CultureInfo.InvariantCulture;
+
+if (args is ["--upstream", var upstreamPortArg, "--delay", var delayArg])
+{
+    return await FakeUpstream.RunAsync(int.Parse(upstreamPortArg, CultureInfo.InvariantCulture), int.Parse(delayArg, CultureInfo.InvariantCulture));
+}
+
+if (args.Contains("--help"))
+{
+    Console.WriteLine("""
+        dotnet run -c Release --project bench/Gateway [-- options]
+          --sequential N     requests one at a time per target (default 2000)
+          --seconds S        length of each fixed-rate run (default 10)
+          --rates A,B,...    open-loop rates in requests/s (default 200,500,1000,2000)
+          --delays A,B,...   the fake upstream's delay in ms, one full pass each (default 0,20)
+          --targets LIST     any of direct,ours,portkey (default all three)
+          --keep             keep the work folder (server logs, generated catalogs, data)
+        internal: --upstream PORT --delay MS runs the fake upstream
+        """);
+    return 0;
+}
+
+var sequentialCount = IntOption("--sequential", 2000);
+var seconds = IntOption("--seconds", 10);
+var rates = ListOption("--rates", "200,500,1000,2000").Select(int.Parse).ToArray();
+var delays = ListOption("--delays", "0,20").Select(int.Parse).ToArray();
+var targets = ListOption("--targets", "direct,ours,portkey").ToHashSet(StringComparer.Ordinal);
+var keep = args.Contains("--keep");
+
+var root = RepositoryRoot();
+#if DEBUG
+const string Configuration = "Debug";
+#else
+const string Configuration = "Release";
+#endif
+var hostDll = Path.Combine(root, "services", "Host", "bin", Configuration, "net10.0", "PersistentAgents.Host.dll");
+var portkeyDir = Path.Combine(root, "bench", "Gateway", "portkey");
+var benchDll = typeof(FakeUpstream).Assembly.Location;
+var dotnet = DotnetExecutable();
+var work = Path.Combine(Path.GetTempPath(), "pa-bench-gateway", Guid.NewGuid().ToString("N"));
+Directory.CreateDirectory(work);
+const string ApiKey = "sk-bench-not-a-real-key";
+const string KeyVariable = "PA_BENCH_UPSTREAM_KEY";
+
+if (!File.Exists(hostDll))
+{
+    await Console.Error.WriteLineAsync($"{hostDll} is missing: run with -c {Configuration} (the project reference builds it)");
+    return 2;
+}
+
+if (targets.Contains("portkey"))
+{
+    await EnsurePortkeyAsync();
+}
+
+var portkeyVersion = targets.Contains("portkey")
+    ? JsonNode.Parse(await File.ReadAllTextAsync(Path.Combine(portkeyDir, "node_modules", "@portkey-ai", "gateway", "package.json")))!["version"]!.GetValue<string>()
+    : "-";
+var nodeVersion = targets.Contains("portkey") ? (await CaptureAsync("node", "--version")).Trim() : "-";
+Progress($"{RuntimeInformation.FrameworkDescription}, {Environment.ProcessorCount} cores; node {nodeVersion}, @portkey-ai/gateway {portkeyVersion}; work folder {work}");
+
+var results = new List<(int Delay, RunResult Run)>();
+var notes = new List<string>();
+using var load = new LoadGenerator();
+try
+{
+    foreach (var delay in delays)
+    {
+        var upstreamPort = FreePort();
+        await using var upstream = ChildProcess.Start("fake upstream", dotnet,
+            [benchDll, "--upstream", upstreamPort.ToString(CultureInfo.InvariantCulture), "--delay", delay.ToString(CultureInfo.InvariantCulture)],
+            work, Path.Combine(work, $"upstream-{delay}ms.log"));
+        (string, string)[] common = [("Authorization", $"Bearer {ApiKey}"), ("Cache-Control", "no-cache")];
+        var direct = new Target("direct", new Uri($"http://127.0.0.1:{upstreamPort}/v1/chat/completions"), common);
+        await upstream.WaitReadyAsync(async () => (await load.ProbeAsync(direct)).Status == HttpStatusCode.OK, TimeSpan.FromSeconds(60));
+
+        if (targets.Contains("direct"))
+        {
+            await MeasureAsync(delay, direct, upstream.CpuTime, () => 0);
+        }
+
+        if (targets.Contains("ours"))
+        {
+            var catalog = Path.Combine(work, $"catalog-{delay}ms.yaml");
+            await File.WriteAllTextAsync(catalog, $"""
+                # Generated by bench/Gateway: one OpenAI-compatible provider, the fake upstream on 127.0.0.1.
+                simulated: never
+                providers:
+                  - name: openai
+                    kind: openai
+                    endpoint: http://127.0.0.1:{upstreamPort}/v1
+                    apiKeySecret: {KeyVariable}
+                    timeoutSeconds: 30
+                    models:
+                      - name: bench-model
+                        inputPricePerMTok: 0.15
+                        outputPricePerMTok: 0.60
+                        contextWindow: 128000
+                        quality: 0.8
+                """);
+            var (port, grpcPort) = (FreePort(), FreePort());
+            await using var ours = ChildProcess.Start("our gateway", dotnet,
+            [
+                hostDll,
+                "--urls", $"http://127.0.0.1:{port}",
+                "--grpc-urls", $"http://127.0.0.1:{grpcPort}",
+                "--data-dir", Path.Combine(work, $"data-{delay}ms"),
+                "--catalog", catalog,
+            ], work, Path.Combine(work, $"ours-{delay}ms.log"), new Dictionary<string, string> { [KeyVariable] = ApiKey });
+            var target = new Target("ours", new Uri($"http://127.0.0.1:{port}/v1/chat/completions"), common);
+            await ours.WaitReadyAsync(async () => (await load.ProbeAsync(target)).Status == HttpStatusCode.OK, TimeSpan.FromSeconds(120));
+            var (_, body, headers) = await load.ProbeAsync(target);
+            if (!body.Contains("\"usage\"", StringComparison.Ordinal) || !body.Contains(FakeUpstream.ReplyText, StringComparison.Ordinal)
+                || !headers.Contains("x-pa-provider: openai", StringComparison.Ordinal) || !headers.Contains("x-pa-simulated: false", StringComparison.Ordinal))
+            {
+                throw new InvalidOperationException($"our gateway did not relay the fake upstream: {headers} {body}");
+            }
+
+            var lines = await MeasureAsync(delay, target, ours.CpuTime, () => ours.OutputLines);
+            notes.Add($"our gateway wrote {lines} log lines during the measured runs at {delay} ms (default appsettings.json levels)");
+        }
+
+        if (targets.Contains("portkey"))
+        {
+            var port = FreePort();
+            await using var portkey = ChildProcess.Start("Portkey", "node", ["server.mjs", $"--port={port}", "--headless"], portkeyDir,
+                Path.Combine(work, $"portkey-{delay}ms.log"), new Dictionary<string, string> { ["NODE_ENV"] = "production" });
+            var target = new Target("portkey", new Uri($"http://127.0.0.1:{port}/v1/chat/completions"),
+            [
+                .. common,
+                ("x-portkey-provider", "openai"),
+                ("x-portkey-custom-host", $"http://127.0.0.1:{upstreamPort}/v1"),
+            ]);
+            await portkey.WaitReadyAsync(async () => (await load.ProbeAsync(target)).Status == HttpStatusCode.OK, TimeSpan.FromSeconds(60));
+            var (_, body, _) = await load.ProbeAsync(target);
+            if (!body.Contains("\"usage\"", StringComparison.Ordinal) || !body.Contains(FakeUpstream.ReplyText, StringComparison.Ordinal))
+            {
+                throw new InvalidOperationException($"Portkey did not relay the fake upstream: {body}");
+            }
+
+            var lines = await MeasureAsync(delay, target, portkey.CpuTime, () => portkey.OutputLines);
+            notes.Add($"Portkey wrote {lines} log lines during the measured runs at {delay} ms");
+        }
+    }
+}
+finally
+{
+    if (keep)
+    {
+        Progress($"logs and data kept in {work}");
+    }
+    else
+    {
+        try
+        {
+            Directory.Delete(work, recursive: true);
+        }
+        catch (IOException)
+        {
+        }
+    }
+}
+
+Report();
+return 0;
+
+// Returns the lines the server logged during the measured runs (after the warm-up).
+async Task<long> MeasureAsync(int delay, Target target, Func<TimeSpan> serverCpu, Func<long> outputLines)
+{
+    // Warm-up, not recorded: JIT tiers, connection pools, V8's optimiser.
+    Progress($"{target.Name}, upstream delay {delay} ms: warm-up");
+    await load.SequentialAsync(target, Math.Min(500, sequentialCount), null);
+    await load.OpenLoopAsync(target, 500, TimeSpan.FromSeconds(3), null);
+
+    await Task.Delay(1000);
+    var linesBefore = outputLines();
+    Progress($"{target.Name}, upstream delay {delay} ms: {sequentialCount} sequential requests");
+    Record(delay, await load.SequentialAsync(target, sequentialCount, serverCpu));
+    foreach (var rate in rates)
+    {
+        await Task.Delay(1000);
+        Progress($"{target.Name}, upstream delay {delay} ms: {rate} rps for {seconds} s (after 1 s unrecorded at that rate)");
+        await load.OpenLoopAsync(target, rate, TimeSpan.FromSeconds(1), null);
+        Record(delay, await load.OpenLoopAsync(target, rate, TimeSpan.FromSeconds(seconds), serverCpu));
+    }
+
+    return outputLines() - linesBefore;
+}
+
+void Record(int delay, RunResult run)
+{
+    results.Add((delay, run));
+    Progress($"  {run.Load}: ok {run.LatenciesMs.Length}/{run.Sent}, errors {run.ErrorCount} {Errors(run)}, p50 {run.P50:0.000} ms, p99 {run.P99:0.000} ms, achieved {run.AchievedRps:0} rps");
+}
+
+bool Held(int delay, RunResult run) =>
+    run.ErrorCount == 0 && run.AchievedRps >= 0.95 * run.OfferedRps && run.P99 <= delay + 100;
+
+void Report()
+{
+    var output = new StringBuilder();
+    output.AppendLine(CultureInfo.InvariantCulture, $"gateway overhead: {sequentialCount} sequential requests, then open-loop rates {string.Join(", ", rates)} rps for {seconds} s each; one target at a time");
+    output.AppendLine(CultureInfo.InvariantCulture, $"{RuntimeInformation.FrameworkDescription}; node {nodeVersion}; @portkey-ai/gateway {portkeyVersion}; {Environment.ProcessorCount} cores shared by the load generator, the fake upstream and the gateway under test");
+    foreach (var delay in delays)
+    {
+        output.AppendLine();
+        output.AppendLine(CultureInfo.InvariantCulture, $"Upstream delay {delay} ms: latency per target (ms, from the scheduled send time under open-loop load)");
+        output.AppendLine();
+        output.AppendLine("| load | target | ok / sent | errors | achieved rps | p50 | p99 | added p50 | added p99 | server CPU µs/request | generator lag p99 | held |");
+        output.AppendLine("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|");
+        foreach (var run in results.Where(r => r.Delay == delay).Select(r => r.Run).OrderBy(r => r.OfferedRps).ThenBy(r => TargetOrder(r.Target)))
+        {
+            var baseline = Baseline(delay, run);
+            output.AppendLine(CultureInfo.InvariantCulture,
+                $"| {run.Load} | {run.Target} | {run.LatenciesMs.Length} / {run.Sent} | {run.ErrorCount}{(run.ErrorCount > 0 ? $" ({Errors(run)})" : "")} | {run.AchievedRps:0} | {run.P50:0.000} | {run.P99:0.000} | " +
+                $"{(run.Target == "direct" || baseline is null ? "" : (run.P50 - baseline.P50).ToString("0.000", CultureInfo.InvariantCulture))} | " +
+                $"{(run.Target == "direct" || baseline is null ? "" : (run.P99 - baseline.P99).ToString("0.000", CultureInfo.InvariantCulture))} | " +
+                $"{run.ServerCpuUsPerRequest:0} | {(run.OfferedRps == 0 ? "" : run.GeneratorLagP99Ms.ToString("0.000", CultureInfo.InvariantCulture))} | {(run.OfferedRps == 0 ? "" : Held(delay, run) ? "yes" : "no")} |");
+        }
+
+        output.AppendLine();
+        output.AppendLine(CultureInfo.InvariantCulture, $"Upstream delay {delay} ms: added latency, ours against Portkey (ms; ratio < 1 means ours adds less)");
+        output.AppendLine();
+        output.AppendLine("| load | ours added p50 | Portkey added p50 | ours / Portkey | ours added p99 | Portkey added p99 | ours / Portkey | errors ours / Portkey |");
+        output.AppendLine("|---|---:|---:|---:|---:|---:|---:|---:|");
+        foreach (var ourRun in results.Where(r => r.Delay == delay && r.Run.Target == "ours").Select(r => r.Run).OrderBy(r => r.OfferedRps))
+        {
+            var direct = Find(delay, "direct", ourRun.Load);
+            var portkey = Find(delay, "portkey", ourRun.Load);
+            if (direct is null)
+            {
+                continue;
+            }
+
+            var (o50, o99) = (ourRun.P50 - direct.P50, ourRun.P99 - direct.P99);
+            var (p50, p99) = portkey is null ? (double.NaN, double.NaN) : (portkey.P50 - direct.P50, portkey.P99 - direct.P99);
+            output.AppendLine(CultureInfo.InvariantCulture,
+                $"| {ourRun.Load} | {o50:0.000} | {p50:0.000} | {Ratio(o50, p50)} | {o99:0.000} | {p99:0.000} | {Ratio(o99, p99)} | {ourRun.ErrorCount} / {portkey?.ErrorCount.ToString(CultureInfo.InvariantCulture) ?? "-"} |");
+        }
+
+        var held = targets.Where(t => results.Any(r => r.Delay == delay && r.Run.Target == t)).ToDictionary(t => t, t => results
+            .Where(r => r.Delay == delay && r.Run.Target == t && r.Run.OfferedRps > 0 && Held(delay, r.Run))
+            .Select(r => r.Run.OfferedRps).DefaultIfEmpty(0).Max());
+        output.AppendLine();
+        var heldRates = string.Join(", ", held.Select(h => $"{h.Key} {h.Value} rps"));
+        var heldRatio = held.TryGetValue("ours", out var ho) && held.TryGetValue("portkey", out var hp) ? $"; ours / Portkey {Ratio(ho, hp)}" : "";
+        output.AppendLine(CultureInfo.InvariantCulture,
+            $"Highest rate held (no error, ≥ 95 % of the offered rate achieved, p99 ≤ delay + 100 ms) at {delay} ms: {heldRates}{heldRatio}");
+    }
+
+    foreach (var (error, body) in load.ErrorSamples.OrderBy(e => e.Key, StringComparer.Ordinal))
+    {
+        notes.Add($"first {error} answer: {body.ReplaceLineEndings(" ")}");
+    }
+
+    output.AppendLine();
+    foreach (var note in notes)
+    {
+        output.AppendLine(CultureInfo.InvariantCulture, $"- {note}");
+    }
+
+    Console.Write(output.ToString());
+}
+
+RunResult? Baseline(int delay, RunResult run) => Find(delay, "direct", run.Load);
+
+RunResult? Find(int delay, string target, string loadName) =>
+    results.Where(r => r.Delay == delay && r.Run.Target == target && r.Run.Load == loadName).Select(r => r.Run).FirstOrDefault();
+
+static int TargetOrder(string target) => target switch { "direct" => 0, "ours" => 1, _ => 2 };
+
+static string Ratio(double ours, double theirs) =>
+    double.IsNaN(ours) || double.IsNaN(theirs) || theirs <= 0 || ours < 0 ? "n/a" : (ours / theirs).ToString("0.00", CultureInfo.InvariantCulture) + "×";
+
+static string Errors(RunResult run) => string.Join(", ", run.Errors.OrderByDescending(e => e.Value).Select(e => $"{e.Key}: {e.Value}"));
+
+static void Progress(string line) => Console.Error.WriteLine($"[{DateTime.UtcNow:HH:mm:ss}] {line}");
+
+int IntOption(string name, int fallback) =>
+    args.SkipWhile(a => a != name).Skip(1).Select(a => int.Parse(a, CultureInfo.InvariantCulture)).FirstOrDefault(fallback);
+
+string[] ListOption(string name, string fallback) =>
+    (args.SkipWhile(a => a != name).Skip(1).FirstOrDefault() ?? fallback).Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+
+static int FreePort()
+{
+    using var listener = new TcpListener(IPAddress.Loopback, 0);
+    listener.Start();
+    var port = ((IPEndPoint)listener.LocalEndpoint).Port;
+    listener.Stop();
+    return port;
+}
+
+static string RepositoryRoot()
+{
+    for (var directory = new DirectoryInfo(AppContext.BaseDirectory); directory is not null; directory = directory.Parent)
+    {
+        if (File.Exists(Path.Combine(directory.FullName, "PersistentAgents.sln")))
+        {
+            return directory.FullName;
+        }
+    }
+
+    throw new InvalidOperationException($"no PersistentAgents.sln above {AppContext.BaseDirectory}");
+}
+
+/// <summary>The dotnet host that runs this program, so the gateway runs on the same runtime.</summary>
+static string DotnetExecutable()
+{
+    var beside = Path.GetFullPath(Path.Combine(RuntimeEnvironment.GetRuntimeDirectory(), "..", "..", "..", OperatingSystem.IsWindows() ? "dotnet.exe" : "dotnet"));
+    return File.Exists(beside) ? beside : "dotnet";
+}
+
+async Task EnsurePortkeyAsync()
+{
+    if (File.Exists(Path.Combine(portkeyDir, "node_modules", "@portkey-ai", "gateway", "build", "start-server.js")))
+    {
+        return;
+    }
+
+    Progress("installing the pinned Portkey gateway: npm ci in bench/Gateway/portkey");
+    await using var npm = ChildProcess.Start("npm ci", "npm", ["ci", "--no-audit", "--no-fund"], portkeyDir, Path.Combine(work, "npm-ci.log"));
+    var deadline = Stopwatch.GetTimestamp() + (300 * Stopwatch.Frequency);
+    while (!npm.HasExited && Stopwatch.GetTimestamp() < deadline)
+    {
+        await Task.Delay(500);
+    }
+
+    if (!File.Exists(Path.Combine(portkeyDir, "node_modules", "@portkey-ai", "gateway", "build", "start-server.js")))
+    {
+        throw new InvalidOperationException($"npm ci did not install @portkey-ai/gateway; see {npm.LogPath}");
+    }
+}
+
+static async Task<string> CaptureAsync(string fileName, string argument)
+{
+    using var process = Process.Start(new ProcessStartInfo(fileName, argument) { RedirectStandardOutput = true, UseShellExecute = false })!;
+    var output = await process.StandardOutput.ReadToEndAsync();
+    await process.WaitForExitAsync();
+    return output;
+}
