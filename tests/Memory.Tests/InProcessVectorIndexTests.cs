@@ -181,6 +181,10 @@ public sealed class InProcessVectorIndexTests : IDisposable
         Assert.Equal("late3", (await restarted.SearchAsync(Alice, late[3], 1, 0.99, VectorFilter.None, CancellationToken.None)).Single().Record.Id);
         var m10 = (await restarted.SearchAsync(Alice, replaced, 1, 0.99, VectorFilter.None, CancellationToken.None)).Single();
         Assert.Equal(("m10", "replaced"), (m10.Record.Id, m10.Record.Text));
+        var around = await restarted.SearchAsync(Alice, replaced, 400, -1, VectorFilter.None, CancellationToken.None);
+        Assert.Equal(302, around.Count);
+        Assert.Single(around, m => m.Record.Id == "m10");
+        Assert.All(around, m => Assert.NotEqual("", m.Record.Text));
         Assert.Null(await restarted.GetAsync(Alice, "m2", CancellationToken.None));
         Assert.Equal("some text", (await restarted.GetAsync(Alice, "m200", CancellationToken.None))!.Text);
     }

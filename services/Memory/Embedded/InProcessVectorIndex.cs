@@ -244,6 +244,9 @@ public sealed class InProcessVectorIndex : IVectorStore, IDisposable
         private long _version;
         private long _savedVersion = -1;
 
+        // Node of each id in the snapshot being loaded, so that attaching a record is a lookup, not a scan.
+        private Dictionary<string, int>? _snapshotNodes;
+
         public VectorRecord? Get(string id) => _byId.TryGetValue(id, out var entry) ? entry.Record : null;
 
         /// <summary>Vector bytes plus UTF-8 text bytes of the live records.</summary>
@@ -260,6 +263,12 @@ public sealed class InProcessVectorIndex : IVectorStore, IDisposable
                 if (_byId.TryGetValue(record.Id, out var existing))
                 {
                     RemoveEntry(existing);
+                }
+                else if (_snapshotNodes is not null && _snapshotNodes.Remove(record.Id, out var stale))
+                {
+                    // Rewritten after the snapshot was taken: its node in the loaded graph is out of date.
+                    _graph!.Remove(stale);
+                    Volatile.Read(ref _byNode)[stale] = null;
                 }
 
                 if (_graph is null && _byId.Count + 1 >= graphThreshold)
@@ -298,15 +307,10 @@ public sealed class InProcessVectorIndex : IVectorStore, IDisposable
         {
             lock (_writeLock)
             {
-                var byNode = Volatile.Read(ref _byNode);
-                for (var node = 0; node < byNode.Length; node++)
+                if (_snapshotNodes?.TryGetValue(record.Id, out var node) == true)
                 {
-                    if (byNode[node]?.Id == record.Id)
-                    {
-                        byNode[node] = record;
-                        _byId[record.Id] = new Entry(record, node, _graph!.Dimensions);
-                        return;
-                    }
+                    Volatile.Read(ref _byNode)[node] = record;
+                    _byId[record.Id] = new Entry(record, node, _graph!.Dimensions);
                 }
             }
         }
@@ -339,6 +343,8 @@ public sealed class InProcessVectorIndex : IVectorStore, IDisposable
                         _byId.TryRemove(record.Id, out _);
                     }
                 }
+
+                _snapshotNodes = null;
             }
         }
 
@@ -440,14 +446,21 @@ public sealed class InProcessVectorIndex : IVectorStore, IDisposable
                 var nodes = reader.ReadInt32();
                 var byNode = new VectorRecord?[Math.Max(16, nodes)];
                 var placeholder = new AgentScope("", "");
+                var snapshotNodes = new Dictionary<string, int>(nodes, StringComparer.Ordinal);
                 for (var node = 0; node < nodes; node++)
                 {
                     var id = reader.ReadString();
+                    if (id.Length > 0)
+                    {
+                        snapshotNodes[id] = node;
+                    }
+
                     // Filled in by Attach once the record's text and metadata are read from SQLite.
                     byNode[node] = id.Length == 0 ? null : new VectorRecord(id, placeholder, ReadOnlyMemory<float>.Empty, "", "", false, 0, default);
                 }
 
                 var graph = HnswIndex.Load(stream);
+                _snapshotNodes = snapshotNodes;
                 _byNode = byNode;
                 _graph = graph;
                 _version = _savedVersion = version;
