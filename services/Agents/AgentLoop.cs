@@ -6,6 +6,7 @@ using Google.Protobuf.WellKnownTypes;
 using Grpc.Core;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
+using PersistentAgents.Agents.Routing;
 using PersistentAgents.Contracts;
 using PersistentAgents.Contracts.V1;
 
@@ -22,6 +23,7 @@ public sealed class AgentLoop(
     IAgentStateStore state,
     IEventPublisher events,
     IOptions<AgentLimits> limits,
+    IOptions<AgentRoutingOptions> routing,
     TimeProvider timeProvider,
     ILogger<AgentLoop> logger)
 {
@@ -45,7 +47,10 @@ public sealed class AgentLoop(
         var memoriesUsed = recalled.Memories;
 
         var route = await RouteAsync(agent, request, cancellationToken);
-        var gatewayRequest = new GatewayRequest { Tenant = agent.Tenant, Agent = agent.Name, TaskType = request.TaskType, NoCache = request.NoCache };
+        var gatewayRequest = new GatewayRequest
+        {
+            Tenant = agent.Tenant, Agent = agent.Name, TaskType = request.TaskType, NoCache = request.NoCache, ResponseFormat = request.ResponseFormat,
+        };
         gatewayRequest.Messages.AddRange(BuildMessages(agent, request, working, memoriesUsed));
         gatewayRequest.Candidates.AddRange(route.Ranked);
         var result = onDelta is null
@@ -71,7 +76,10 @@ public sealed class AgentLoop(
             TaskType = request.TaskType,
             SessionId = request.SessionId,
             Strategy = route.Strategy,
-            Quality = result.Success ? QualityOf(result) : 0,
+            Quality = result.Success ? QualityOf(result, request.ResponseFormat) : 0,
+            RouteContext = route.Context,
+            Experiment = route.Experiment,
+            Variant = route.Variant,
         };
         reply.FallbackPath.AddRange(result.Attempts.Select(a => new FallbackAttempt
         {
@@ -101,7 +109,7 @@ public sealed class AgentLoop(
             logger.LogDebug("Agent {Agent} remembered interaction {Interaction} as {Memory}", agent, interactionId, remembered.Id);
         }
 
-        await events.PublishAsync(Topics.InteractionCompleted, interactionId, OutcomeOf(agent, request, reply, result, at), cancellationToken);
+        await events.PublishAsync(Topics.InteractionCompleted, interactionId, OutcomeOf(agent, request, route, reply, result, at), cancellationToken);
 
         if (result.StreamError.Length > 0)
         {
@@ -126,12 +134,35 @@ public sealed class AgentLoop(
         return purged;
     }
 
+    /// <summary>
+    /// The fallback chain from the learning service, with the hard constraints it needs: open circuits,
+    /// required capabilities, the remaining budget. Refuses the turn, before anything is stored, when no model
+    /// can take it.
+    /// </summary>
     private async Task<RankReply> RouteAsync(AgentId agent, ValidCompleteRequest request, CancellationToken cancellationToken)
     {
         var catalog = await gateway.ListModelsAsync(new ListModelsRequest(), cancellationToken);
         var health = await gateway.GetProviderHealthAsync(new ProviderHealthRequest(), cancellationToken);
+        var budget = await gateway.GetBudgetAsync(new BudgetRequest { Tenant = agent.Tenant, Agent = agent.Name }, cancellationToken);
         var openProviders = health.Providers.Where(p => p.Circuit == "open").Select(p => p.Provider).ToHashSet(StringComparer.Ordinal);
-        var rank = new RankRequest { Tenant = agent.Tenant, Agent = agent.Name, TaskType = request.TaskType, EstimatedInputTokens = request.Prompt.Length / 4 };
+        var estimatedInputTokens = (request.Prompt.Length + (request.ContextJson?.Length ?? 0)) / 4;
+        var rank = new RankRequest
+        {
+            Tenant = agent.Tenant,
+            Agent = agent.Name,
+            TaskType = request.TaskType,
+            EstimatedInputTokens = estimatedInputTokens,
+            EstimatedOutputTokens = budget.ReservedOutputTokens,
+            Policy = request.Policy.Length > 0 ? request.Policy : routing.Value.PolicyFor(agent.Name),
+            Complexity = PromptComplexity.Of(request.Prompt, request.ContextJson),
+            HasBudget = budget.HasBudget,
+            RemainingBudgetUsd = budget.RemainingUsd,
+        };
+        if (request.ResponseFormat == "json")
+        {
+            rank.RequiredCapabilities.Add("json");
+        }
+
         rank.Candidates.AddRange(catalog.Models.Select(m => new CandidateArm
         {
             Arm = m.Arm,
@@ -139,8 +170,22 @@ public sealed class AgentLoop(
             OutputPricePerMtok = m.OutputPricePerMtok,
             PriorQuality = m.PriorQuality,
             Available = !openProviders.Contains(m.Arm.Provider),
+            ContextWindow = m.ContextWindow,
+            Capabilities = { m.Capabilities },
         }));
-        return await learning.RankAsync(rank, cancellationToken);
+        var route = await learning.RankAsync(rank, cancellationToken);
+        if (route.Ranked.Count > 0)
+        {
+            return route;
+        }
+
+        var reasons = route.Excluded.Select(e => e.Reason).ToHashSet(StringComparer.Ordinal);
+        throw reasons.Contains("budget")
+            ? new RpcException(new Status(StatusCode.ResourceExhausted, FormattableString.Invariant(
+                $"budget: agent '{agent.Name}' has a daily budget of {budget.DailyUsd:0.######} USD and {budget.CommittedUsd:0.######} USD is spent or reserved today; every model that fits would cost more than the {budget.RemainingUsd:0.######} USD left")))
+            : reasons.Contains("capability")
+                ? new RpcException(new Status(StatusCode.FailedPrecondition, "responseFormat: no model in the catalog can give a JSON reply"))
+                : new RpcException(new Status(StatusCode.FailedPrecondition, $"prompt: about {estimatedInputTokens} tokens, more than any model's context window"));
     }
 
     private static IEnumerable<ChatMessage> BuildMessages(AgentId agent, ValidCompleteRequest request, WorkingMemory working, Google.Protobuf.Collections.RepeatedField<RecalledMemory> memories)
@@ -166,9 +211,32 @@ public sealed class AgentLoop(
         yield return new ChatMessage { Role = "user", Content = prompt };
     }
 
-    /// <summary>The provider's own quality signal when it gives one, else the non-empty validator.</summary>
-    private static double QualityOf(GatewayReply result) =>
-        result.ReportedQuality >= 0 ? result.ReportedQuality : (string.IsNullOrWhiteSpace(result.Text) ? 0 : 1);
+    /// <summary>
+    /// 0 when a validator fails (an empty reply, or one that is not the JSON asked for); else the provider's
+    /// own quality signal when it gives one, else 1. Explicit feedback comes later, through the feedback API.
+    /// </summary>
+    private static double QualityOf(GatewayReply result, string responseFormat)
+    {
+        if (string.IsNullOrWhiteSpace(result.Text) || (responseFormat == "json" && !IsJson(result.Text)))
+        {
+            return 0;
+        }
+
+        return result.ReportedQuality >= 0 ? result.ReportedQuality : 1;
+    }
+
+    private static bool IsJson(string text)
+    {
+        try
+        {
+            using var document = System.Text.Json.JsonDocument.Parse(text);
+            return document.RootElement.ValueKind is System.Text.Json.JsonValueKind.Object or System.Text.Json.JsonValueKind.Array;
+        }
+        catch (System.Text.Json.JsonException)
+        {
+            return false;
+        }
+    }
 
     private static string MemoryText(ValidCompleteRequest request, string reply)
     {
@@ -210,7 +278,7 @@ public sealed class AgentLoop(
         };
     }
 
-    private static InteractionCompleted OutcomeOf(AgentId agent, ValidCompleteRequest request, CompleteReply reply, GatewayReply result, DateTimeOffset at)
+    private static InteractionCompleted OutcomeOf(AgentId agent, ValidCompleteRequest request, RankReply route, CompleteReply reply, GatewayReply result, DateTimeOffset at)
     {
         var outcome = new InteractionCompleted
         {
@@ -227,6 +295,11 @@ public sealed class AgentLoop(
             TokensOut = reply.TokensOut,
             At = Timestamp.FromDateTimeOffset(at),
             Strategy = reply.Strategy,
+            Context = route.Context,
+            Experiment = route.Experiment,
+            Variant = route.Variant,
+            Chosen = route.Ranked[0],
+            CostWeight = route.CostWeight,
         };
         outcome.Attempts.AddRange(result.Attempts
             .Where(a => a.Outcome is "succeeded" or "failed")

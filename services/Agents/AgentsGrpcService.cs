@@ -63,7 +63,8 @@ public sealed class AgentsGrpcService(
         };
         foreach (var (taskType, perTask) in aggregate.TaskTypes.OrderBy(t => t.Key, StringComparer.Ordinal))
         {
-            var preferred = scores.Scores.Where(s => s.TaskType == taskType).MaxBy(s => s.Score)?.Arm;
+            var learned = scores.Scores.Where(s => s.TaskType == taskType).ToList();
+            var preferred = learned.MaxBy(s => s.Score)?.Arm;
             var taskStats = new TaskTypeStats
             {
                 TaskType = taskType,
@@ -84,9 +85,11 @@ public sealed class AgentsGrpcService(
                     SuccessRate = a.Calls == 0 ? 0 : (double)a.Successes / a.Calls,
                     MeanQuality = a.Successes == 0 ? 0 : a.QualitySum / a.Successes,
                     CostUsd = a.CostUsd,
-                    LearnedScore = scores.Scores
-                        .FirstOrDefault(s => s.TaskType == taskType && s.Arm.Provider == a.Provider && s.Arm.Model == a.Model)?.Score ?? 0,
+                    LearnedScore = learned.Where(s => s.Arm.Provider == a.Provider && s.Arm.Model == a.Model).MaxBy(s => s.Pulls)?.Score ?? 0,
+                    TrafficShare = scores.Shares
+                        .FirstOrDefault(s => s.TaskType == taskType && s.Arm.Provider == a.Provider && s.Arm.Model == a.Model)?.Share ?? 0,
                 }));
+            taskStats.Learned.AddRange(learned);
             stats.TaskTypes.Add(taskStats);
         }
 
@@ -138,6 +141,99 @@ public sealed class AgentsGrpcService(
 
     public override Task<PurgeReply> PurgeMemory(PurgeMemoryRequest request, ServerCallContext context) =>
         invoker.PurgeAsync(AgentOf(request.Agent), context.CancellationToken);
+
+    /// <summary>
+    /// Explicit feedback: the episode says which arm served the interaction, for which task type and
+    /// prompt complexity; the learning service takes the first score per interaction and ignores the rest.
+    /// </summary>
+    public override async Task<FeedbackReply> Feedback(FeedbackRequest request, ServerCallContext context)
+    {
+        var agent = AgentOf(request.Agent);
+        if (!double.IsFinite(request.Score) || request.Score is < 0 or > 1)
+        {
+            throw new RpcException(new Status(StatusCode.InvalidArgument, "score: must be a number from 0 to 1"));
+        }
+
+        var episode = await memory.GetEpisodeAsync(
+            new GetEpisodeRequest { Agent = RefOf(agent), InteractionId = request.InteractionId }, context.CancellationToken);
+        var recorded = System.Text.Json.Nodes.JsonNode.Parse(episode.Json)!;
+        var reply = recorded["reply"];
+        var provider = (string?)reply?["provider"] ?? "";
+        if ((bool?)recorded["success"] != true || provider.Length == 0)
+        {
+            throw new RpcException(new Status(StatusCode.FailedPrecondition, $"interactionId: interaction {request.InteractionId} failed; there is no reply to rate"));
+        }
+
+        var arm = new ArmRef { Provider = provider, Model = (string?)reply?["model"] ?? "" };
+        var applied = await learning.RecordFeedbackAsync(
+            new FeedbackRecorded
+            {
+                InteractionId = request.InteractionId,
+                Tenant = agent.Tenant,
+                Agent = agent.Name,
+                TaskType = (string?)recorded["taskType"] ?? CompleteRequestValidator.DefaultTaskType,
+                Context = (string?)reply?["routeContext"] ?? "",
+                Arm = arm,
+                Score = request.Score,
+            },
+            context.CancellationToken);
+        return new FeedbackReply { Recorded = applied.Recorded, Provider = arm.Provider, Model = arm.Model };
+    }
+
+    public override Task<SelectionHistory> GetLearningHistory(LearningHistoryRequest request, ServerCallContext context)
+    {
+        var agent = AgentOf(request.Agent);
+        if (request.TaskType.Length > 0)
+        {
+            CompleteRequestValidator.ValidateName("taskType", request.TaskType);
+        }
+
+        return learning.GetHistoryAsync(
+            new GetHistoryRequest { Tenant = agent.Tenant, Agent = agent.Name, TaskType = request.TaskType, Limit = request.Limit },
+            context.CancellationToken);
+    }
+
+    public override Task<ExperimentResults> GetExperiments(AgentExperimentsRequest request, ServerCallContext context)
+    {
+        var agent = AgentOf(request.Agent);
+        return learning.GetExperimentsAsync(new GetExperimentsRequest { Tenant = agent.Tenant, Agent = agent.Name }, context.CancellationToken);
+    }
+
+    public override async Task<Experiment> PutExperiment(PutExperimentRequest request, ServerCallContext context)
+    {
+        var agent = AgentOf(request.Agent);
+        var catalog = await gateway.ListModelsAsync(new ListModelsRequest(), context.CancellationToken);
+        for (var i = 0; i < request.Variants.Count; i++)
+        {
+            if (request.Variants[i].FixedArm is { Provider.Length: > 0 } fixedArm && !catalog.Models.Any(m => m.Arm.Equals(fixedArm)))
+            {
+                throw new RpcException(new Status(StatusCode.InvalidArgument, $"variants[{i}].fixedArm: {fixedArm.Provider}/{fixedArm.Model} is not in the model catalog"));
+            }
+        }
+
+        return await learning.PutExperimentAsync(
+            new Experiment
+            {
+                Tenant = agent.Tenant,
+                Agent = agent.Name,
+                Name = request.Name,
+                TaskType = request.TaskType,
+                Variants = { request.Variants },
+                Metric = request.Metric,
+                MetricPolicy = request.MetricPolicy,
+            },
+            context.CancellationToken);
+    }
+
+    public override async Task<DeleteExperimentReply> DeleteExperiment(AgentExperimentRequest request, ServerCallContext context)
+    {
+        var agent = AgentOf(request.Agent);
+        var deleted = await learning.DeleteExperimentAsync(
+            new DeleteExperimentRequest { Tenant = agent.Tenant, Agent = agent.Name, Name = request.Name }, context.CancellationToken);
+        return deleted.Deleted
+            ? deleted
+            : throw new RpcException(new Status(StatusCode.NotFound, $"name: agent '{agent.Name}' has no experiment '{request.Name}'"));
+    }
 
     private static AgentRef RefOf(AgentId agent) => new() { Tenant = agent.Tenant, Agent = agent.Name };
 

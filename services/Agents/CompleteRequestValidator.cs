@@ -1,12 +1,14 @@
 using System.Text.RegularExpressions;
 using Google.Protobuf;
 using Grpc.Core;
+using PersistentAgents.Contracts;
 using PersistentAgents.Contracts.V1;
 
 namespace PersistentAgents.Agents;
 
 /// <summary>A complete request that passed validation, with its defaults filled in.</summary>
-public sealed record ValidCompleteRequest(string Prompt, string TaskType, string SessionId, string? ContextJson, bool NoCache = false);
+public sealed record ValidCompleteRequest(
+    string Prompt, string TaskType, string SessionId, string? ContextJson, bool NoCache = false, string Policy = "", string ResponseFormat = "text");
 
 /// <summary>
 /// Checks every field before anything is read or stored. Names are restricted to lowercase letters,
@@ -18,6 +20,8 @@ public static partial class CompleteRequestValidator
     public const string DefaultSessionId = "default";
 
     public static void ValidateAgentName(string agent) => CheckName("agent", agent);
+
+    public static void ValidateName(string field, string value) => CheckName(field, value);
 
     public static ValidCompleteRequest Validate(CompleteRequest request, AgentLimits limits)
     {
@@ -49,7 +53,18 @@ public static partial class CompleteRequestValidator
             contextJson = JsonFormatter.Default.Format(request.Context);
         }
 
-        return new ValidCompleteRequest(request.Prompt, taskType, sessionId, contextJson, request.NoCache);
+        if (request.Policy.Length > 0 && !CostPolicy.TryParse(request.Policy, out _))
+        {
+            throw Invalid(CostPolicy.Describe("policy", request.Policy));
+        }
+
+        var responseFormat = request.ResponseFormat.Length == 0 ? "text" : request.ResponseFormat;
+        if (responseFormat is not ("text" or "json"))
+        {
+            throw Invalid($"responseFormat: '{request.ResponseFormat}' is not one of text, json");
+        }
+
+        return new ValidCompleteRequest(request.Prompt, taskType, sessionId, contextJson, request.NoCache, request.Policy, responseFormat);
     }
 
     public static string ValidSessionId(string sessionId)

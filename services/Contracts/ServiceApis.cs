@@ -33,7 +33,17 @@ public interface ILearningApi
 
     Task<RecordOutcomeReply> RecordOutcomeAsync(InteractionCompleted request, CancellationToken cancellationToken);
 
+    Task<RecordOutcomeReply> RecordFeedbackAsync(FeedbackRecorded request, CancellationToken cancellationToken);
+
     Task<ScoresReply> GetScoresAsync(GetScoresRequest request, CancellationToken cancellationToken);
+
+    Task<SelectionHistory> GetHistoryAsync(GetHistoryRequest request, CancellationToken cancellationToken);
+
+    Task<Experiment> PutExperimentAsync(Experiment request, CancellationToken cancellationToken);
+
+    Task<DeleteExperimentReply> DeleteExperimentAsync(DeleteExperimentRequest request, CancellationToken cancellationToken);
+
+    Task<ExperimentResults> GetExperimentsAsync(GetExperimentsRequest request, CancellationToken cancellationToken);
 }
 
 public interface IGatewayApi
@@ -50,4 +60,6 @@ public interface IGatewayApi
     Task<ModelCatalog> ListModelsAsync(ListModelsRequest request, CancellationToken cancellationToken);
 
     Task<ProviderHealthReply> GetProviderHealthAsync(ProviderHealthRequest request, CancellationToken cancellationToken);
+
+    Task<BudgetState> GetBudgetAsync(BudgetRequest request, CancellationToken cancellationToken);
 }

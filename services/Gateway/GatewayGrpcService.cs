@@ -15,4 +15,7 @@ public sealed class GatewayGrpcService(IGatewayApi gateway) : Contracts.V1.Gatew
 
     public override Task<ProviderHealthReply> GetProviderHealth(ProviderHealthRequest request, ServerCallContext context) =>
         gateway.GetProviderHealthAsync(request, context.CancellationToken);
+
+    public override Task<BudgetState> GetBudget(BudgetRequest request, ServerCallContext context) =>
+        gateway.GetBudgetAsync(request, context.CancellationToken);
 }

@@ -121,8 +121,8 @@ public sealed class GatewayService(
             {
                 var completion = await resilience.PipelineFor(arm.Provider).ExecuteAsync(
                     async token => onDelta is null
-                        ? await model.Provider.CompleteAsync(model.Definition, request.TaskType, messages, token)
-                        : await StreamAsync(model, request.TaskType, messages, onDelta, streamed, token),
+                        ? await model.Provider.CompleteAsync(model.Definition, request.TaskType, messages, FormatOf(request), token)
+                        : await StreamAsync(model, request.TaskType, messages, FormatOf(request), onDelta, streamed, token),
                     cancellationToken);
                 var tokensIn = completion.InputTokens ?? inputTokens;
                 var tokensOut = completion.OutputTokens ?? tokenCounter.Count(completion.Text);
@@ -172,13 +172,13 @@ public sealed class GatewayService(
     /// a failure is not retryable, whatever its cause: a retry would send the caller a second beginning.
     /// </summary>
     private static async Task<ProviderCompletion> StreamAsync(
-        ActiveModel model, string taskType, List<AiChatMessage> messages, Func<string, CancellationToken, ValueTask> onDelta, StreamProgress streamed, CancellationToken cancellationToken)
+        ActiveModel model, string taskType, List<AiChatMessage> messages, ReplyFormat format, Func<string, CancellationToken, ValueTask> onDelta, StreamProgress streamed, CancellationToken cancellationToken)
     {
         var text = new System.Text.StringBuilder();
         ProviderChunk? last = null;
         try
         {
-            await foreach (var chunk in model.Provider.StreamAsync(model.Definition, taskType, messages, cancellationToken))
+            await foreach (var chunk in model.Provider.StreamAsync(model.Definition, taskType, messages, format, cancellationToken))
             {
                 if (chunk.TextDelta.Length > 0)
                 {
@@ -234,9 +234,28 @@ public sealed class GatewayService(
             PriorQuality = m.Definition.Quality,
             ContextWindow = m.Definition.ContextWindow,
             Simulated = m.Provider.Simulated,
+            Capabilities = { m.Definition.Capabilities },
         }));
         return Task.FromResult(catalog);
     }
+
+    public Task<BudgetState> GetBudgetAsync(BudgetRequest request, CancellationToken cancellationToken)
+    {
+        var state = new BudgetState { ReservedOutputTokens = budgets.ReservedOutputTokens };
+        if (budgets.DailyBudget(request.Agent) is { } daily)
+        {
+            var committed = budgets.CommittedToday(request.Tenant, request.Agent);
+            state.HasBudget = true;
+            state.DailyUsd = daily;
+            state.CommittedUsd = committed;
+            state.RemainingUsd = Math.Max(0, daily - committed);
+        }
+
+        return Task.FromResult(state);
+    }
+
+    private static ReplyFormat FormatOf(GatewayRequest request) =>
+        request.ResponseFormat == "json" ? ReplyFormat.Json : ReplyFormat.Text;
 
     public Task<ProviderHealthReply> GetProviderHealthAsync(ProviderHealthRequest request, CancellationToken cancellationToken)
     {

@@ -69,6 +69,17 @@ public sealed class SpendLedger(ISpendStore store, IOptions<BudgetOptions> optio
         }
     }
 
+    /// <summary>What the agent has spent or reserved today.</summary>
+    public double CommittedToday(string tenant, string agent)
+    {
+        var day = DateOnly.FromDateTime(timeProvider.GetUtcNow().UtcDateTime);
+        lock (_lock)
+        {
+            var (spent, reserved) = _days.TryGetValue((tenant, agent, day), out var known) ? known : (store.SpentOn(tenant, agent, day), 0d);
+            return spent + reserved;
+        }
+    }
+
     public void Settle(SpendReservation reservation, double actualUsd)
     {
         // Spend is kept for agents with a budget only: for the others there is nothing to enforce, and a

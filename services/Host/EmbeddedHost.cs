@@ -2,6 +2,7 @@ using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.Extensions.AI;
 using Microsoft.Extensions.Options;
 using PersistentAgents.Agents;
+using PersistentAgents.Agents.Routing;
 using PersistentAgents.Agents.Embedded;
 using PersistentAgents.Agents.Rest;
 using PersistentAgents.Contracts;
@@ -48,6 +49,11 @@ public static class EmbeddedHost
         services.AddSingleton(TimeProvider.System);
         services.AddSingleton(Random.Shared);
         services.Configure<AgentLimits>(builder.Configuration.GetSection("Agents"));
+        services.AddOptions<AgentRoutingOptions>()
+            .Bind(builder.Configuration.GetSection("Routing"))
+            .Validate(o => o.PolicyByAgent.Values.Append(o.DefaultPolicy).All(p => p.Length == 0 || CostPolicy.TryParse(p, out _)),
+                "Routing: every policy must be quality-first, balanced, cost-first or a number from 0 to 10")
+            .ValidateOnStart();
         services.Configure<MemoryOptions>(builder.Configuration.GetSection("Memory"));
         services.Configure<LearningOptions>(builder.Configuration.GetSection("Learning"));
         services.Configure<ResilienceOptions>(builder.Configuration.GetSection("Resilience"));

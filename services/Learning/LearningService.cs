@@ -1,3 +1,5 @@
+using Google.Protobuf.WellKnownTypes;
+using Grpc.Core;
 using Microsoft.Extensions.Options;
 using PersistentAgents.Contracts;
 using PersistentAgents.Contracts.V1;
@@ -5,87 +7,175 @@ using PersistentAgents.Contracts.V1;
 namespace PersistentAgents.Learning;
 
 /// <summary>
-/// Ranks (provider, model) arms per agent and task type with discounted Thompson sampling and learns from
-/// every interaction outcome, exactly once per interaction id.
+/// Routes each interaction over (provider, model) arms per agent, task type and prompt complexity with
+/// utility Thompson sampling, learns from every outcome and feedback exactly once, runs A/B experiments
+/// and keeps the selection history behind the learning curves (design §6).
 /// </summary>
 public sealed class LearningService : ILearningApi, IDisposable
 {
-    private readonly ILearningStateStore _store;
-    private readonly DiscountedThompsonSampling _bandit;
-    private readonly Random _random;
-    private readonly SemaphoreSlim _gate = new(1, 1);
-    private Dictionary<ArmKey, ArmPosterior>? _posteriors;
+    public const int DefaultHistoryLimit = 200;
+    public const int MaxHistoryLimit = 5_000;
+    public const int DefaultShareWindow = 100;
 
-    public LearningService(ILearningStateStore store, IOptions<LearningOptions> options, Random random)
+    private readonly ILearningStateStore _store;
+    private readonly LearningOptions _options;
+    private readonly UtilityThompsonSampling _bandit;
+    private readonly Random _random;
+    private readonly TimeProvider _timeProvider;
+    private readonly double _defaultLambda;
+    private readonly SemaphoreSlim _gate = new(1, 1);
+    private State? _state;
+
+    public LearningService(ILearningStateStore store, IOptions<LearningOptions> options, Random random, TimeProvider? timeProvider = null)
     {
         _store = store;
-        _bandit = new DiscountedThompsonSampling(options.Value);
+        _options = options.Value;
+        _bandit = new UtilityThompsonSampling(_options);
         _random = random;
+        _timeProvider = timeProvider ?? TimeProvider.System;
+        if (!CostPolicy.TryParse(_options.DefaultPolicy, out _defaultLambda))
+        {
+            throw new OptionsValidationException(nameof(LearningOptions), typeof(LearningOptions), [CostPolicy.Describe("Learning:DefaultPolicy", _options.DefaultPolicy)]);
+        }
     }
 
     public async Task<RankReply> RankAsync(RankRequest request, CancellationToken cancellationToken)
     {
-        var expectedCosts = request.Candidates.Select(c => c.InputPricePerMtok + c.OutputPricePerMtok).ToList();
-        var maxCost = expectedCosts.DefaultIfEmpty(0).Max();
+        var requestLambda = LambdaOf(request.Policy, "policy", _defaultLambda);
+        var tenant = TenantOf(request.Tenant);
+        var context = _bandit.ContextOf(request.Complexity);
+        var reply = new RankReply { Context = context };
+        var outputTokens = request.EstimatedOutputTokens > 0 ? request.EstimatedOutputTokens : _options.ExpectedOutputTokens;
+        var expectedCosts = request.Candidates.ToDictionary(
+            c => c,
+            c => ((c.InputPricePerMtok * request.EstimatedInputTokens) + (c.OutputPricePerMtok * outputTokens)) / 1_000_000);
+        var maxCost = expectedCosts.Values.DefaultIfEmpty(0).Max();
+        var eligible = new List<CandidateArm>();
+        foreach (var candidate in request.Candidates)
+        {
+            var reason = ExclusionOf(candidate, request, expectedCosts[candidate]);
+            if (reason is null)
+            {
+                eligible.Add(candidate);
+            }
+            else
+            {
+                reply.Excluded.Add(new ExcludedArm { Arm = candidate.Arm, Reason = reason });
+            }
+        }
+
         await _gate.WaitAsync(cancellationToken);
-        List<(ArmRef Arm, bool Available, double Sample)> sampled;
         try
         {
-            var posteriors = await PosteriorsAsync(cancellationToken);
-            sampled = request.Candidates.Select((candidate, i) =>
+            var state = await StateAsync(cancellationToken);
+            var lambda = requestLambda;
+            ArmRef? fixedArm = null;
+            reply.Strategy = _bandit.Describe(lambda);
+            if (Experiments.Covering(state.Experiments, tenant, request.Agent, request.TaskType) is { } experiment)
             {
-                var key = KeyOf(request.Tenant, request.Agent, request.TaskType, candidate.Arm);
-                if (!posteriors.TryGetValue(key, out var posterior))
+                var variant = Experiments.Draw(experiment, _random);
+                lambda = LambdaOf(variant.Policy, "policy", requestLambda);
+                fixedArm = variant.FixedArm;
+                reply.Experiment = experiment.Name;
+                reply.Variant = variant.Name;
+                reply.Strategy = fixedArm is null
+                    ? $"experiment {experiment.Name}/{variant.Name}: {_bandit.Describe(lambda)}"
+                    : $"experiment {experiment.Name}/{variant.Name}: fixed {fixedArm.Provider}/{fixedArm.Model}, then {_bandit.Describe(lambda)}";
+            }
+
+            reply.CostWeight = lambda;
+            var sampled = eligible.Select(candidate =>
+            {
+                var key = KeyOf(tenant, request.Agent, request.TaskType, context, candidate.Arm);
+                if (!state.Arms.TryGetValue(key, out var arm))
                 {
                     // A new arm starts from the catalog's word; it is stored with the group's next outcome.
-                    posterior = _bandit.Prior(candidate.PriorQuality, maxCost > 0 ? expectedCosts[i] / maxCost : 0);
-                    posteriors[key] = posterior;
+                    arm = state.Arms[key] = ArmState.New(candidate.PriorQuality);
                 }
 
-                return (candidate.Arm, candidate.Available, DiscountedThompsonSampling.Sample(posterior, _random));
+                var relativeCost = maxCost > 0 ? expectedCosts[candidate] / maxCost : 0;
+                return (candidate, Sample: _bandit.Sample(arm, relativeCost, lambda, _random));
             }).ToList();
+
+            // Arms whose circuit is open still end the chain: a half-open probe may find them healthy.
+            reply.Ranked.AddRange(sampled
+                .OrderByDescending(s => s.candidate.Available)
+                .ThenByDescending(s => fixedArm is not null && s.candidate.Arm.Equals(fixedArm))
+                .ThenByDescending(s => s.Sample)
+                .Select(s => s.candidate.Arm));
         }
         finally
         {
             _gate.Release();
         }
 
-        // Arms whose circuit is open still end the chain: a half-open probe may find them healthy.
-        var reply = new RankReply { Strategy = _bandit.Name };
-        reply.Ranked.AddRange(sampled
-            .OrderByDescending(s => s.Available)
-            .ThenByDescending(s => s.Sample)
-            .Select(s => s.Arm));
         return reply;
     }
 
     public async Task<RecordOutcomeReply> RecordOutcomeAsync(InteractionCompleted request, CancellationToken cancellationToken)
     {
+        var tenant = TenantOf(request.Tenant);
+        var context = request.Context.Length == 0 ? "simple" : request.Context;
+        var group = new GroupKey(tenant, request.Agent, request.TaskType, context);
+        var relativeCost = request.ReferenceCostUsd > 0 ? request.CostUsd / request.ReferenceCostUsd : 0;
         await _gate.WaitAsync(cancellationToken);
         try
         {
-            var posteriors = await PosteriorsAsync(cancellationToken);
-            var group = KeyOf(request.Tenant, request.Agent, request.TaskType, new ArmRef());
-            var changed = posteriors
-                .Where(p => p.Key.InGroupOf(group))
-                .ToDictionary(p => p.Key, p => _bandit.Decay(p.Value));
+            var state = await StateAsync(cancellationToken);
+            var changed = state.Arms
+                .Where(a => a.Key.Group == group)
+                .ToDictionary(a => a.Key, a => _bandit.Decay(a.Value));
             foreach (var attempt in request.Attempts)
             {
-                var key = KeyOf(request.Tenant, request.Agent, request.TaskType, attempt.Arm);
+                var key = KeyOf(tenant, request.Agent, request.TaskType, context, attempt.Arm);
                 // An arm never ranked in this process (an outcome replayed after a restart) gets a neutral prior.
-                var posterior = changed.GetValueOrDefault(key) ?? _bandit.Prior(declaredQuality: 0.5, relativeCost: 0);
-                var utility = attempt.Success ? _bandit.Utility(request.Quality, request.CostUsd, request.ReferenceCostUsd) : 0;
-                changed[key] = DiscountedThompsonSampling.Observe(posterior, utility);
+                var arm = changed.GetValueOrDefault(key) ?? ArmState.New(priorQuality: 0.5);
+                changed[key] = attempt.Success
+                    ? _bandit.Observe(arm, success: true, request.Quality, relativeCost)
+                    : _bandit.Observe(arm, success: false, quality: 0, relativeCost: 0);
             }
 
-            if (!await _store.TryApplyAsync(request.InteractionId, changed, cancellationToken))
+            var chosen = request.Chosen ?? request.Attempts.FirstOrDefault()?.Arm;
+            var selection = chosen is null ? null : new Selection
+            {
+                InteractionId = request.InteractionId,
+                At = request.At ?? Timestamp.FromDateTimeOffset(_timeProvider.GetUtcNow()),
+                TaskType = request.TaskType,
+                Context = context,
+                Chosen = chosen,
+                Success = request.Success,
+                Quality = request.Success ? request.Quality : 0,
+                CostUsd = request.CostUsd,
+                Utility = request.Success ? request.Quality - (request.CostWeight * relativeCost) : 0,
+                Variant = request.Variant,
+            };
+            selection?.Scores.AddRange(changed
+                .OrderByDescending(a => _bandit.Score(a.Value, 0, _defaultLambda))
+                .Select(a => ScoreOf(a.Key, a.Value)));
+
+            KeyValuePair<VariantKey, VariantTally>? tally = null;
+            if (request.Experiment.Length > 0
+                && state.Experiments.FirstOrDefault(e => e.Tenant == tenant && e.Agent == request.Agent && e.Name == request.Experiment) is { } experiment
+                && experiment.Variants.Any(v => v.Name == request.Variant))
+            {
+                var key = new VariantKey(tenant, request.Agent, experiment.Name, request.Variant);
+                tally = KeyValuePair.Create(key, (state.Tallies.GetValueOrDefault(key) ?? VariantTally.Empty)
+                    .Add(request.Success, request.Success ? request.Quality : 0, request.CostUsd, Experiments.Metric(experiment, request)));
+            }
+
+            if (!await _store.TryApplyAsync(new LearningUpdate(request.InteractionId, changed, selection, tally), cancellationToken))
             {
                 return new RecordOutcomeReply { Recorded = false };
             }
 
-            foreach (var (key, posterior) in changed)
+            foreach (var (key, arm) in changed)
             {
-                posteriors[key] = posterior;
+                state.Arms[key] = arm;
+            }
+
+            if (tally is { } applied)
+            {
+                state.Tallies[applied.Key] = applied.Value;
             }
 
             return new RecordOutcomeReply { Recorded = true };
@@ -96,25 +186,143 @@ public sealed class LearningService : ILearningApi, IDisposable
         }
     }
 
-    public async Task<ScoresReply> GetScoresAsync(GetScoresRequest request, CancellationToken cancellationToken)
+    public async Task<RecordOutcomeReply> RecordFeedbackAsync(FeedbackRecorded request, CancellationToken cancellationToken)
     {
+        if (!double.IsFinite(request.Score) || request.Score is < 0 or > 1)
+        {
+            throw new RpcException(new Status(StatusCode.InvalidArgument, "score: must be a number from 0 to 1"));
+        }
+
+        if (request.Arm is null || request.Arm.Provider.Length == 0)
+        {
+            throw new RpcException(new Status(StatusCode.InvalidArgument, "arm: the provider and model that served the interaction are required"));
+        }
+
+        var context = request.Context.Length == 0 ? "simple" : request.Context;
+        var key = KeyOf(TenantOf(request.Tenant), request.Agent, request.TaskType, context, request.Arm);
         await _gate.WaitAsync(cancellationToken);
         try
         {
-            var posteriors = await PosteriorsAsync(cancellationToken);
-            var reply = new ScoresReply();
-            reply.Scores.AddRange(posteriors
-                .Where(p => p.Key.Tenant == TenantOf(request.Tenant) && p.Key.Agent == request.Agent
-                            && (request.TaskType.Length == 0 || p.Key.TaskType == request.TaskType))
-                .OrderBy(p => p.Key.TaskType, StringComparer.Ordinal)
-                .ThenByDescending(p => p.Value.Mean)
-                .Select(p => new ArmScore
-                {
-                    Arm = new ArmRef { Provider = p.Key.Provider, Model = p.Key.Model },
-                    TaskType = p.Key.TaskType,
-                    Score = p.Value.Mean,
-                    Pulls = p.Value.Pulls,
-                }));
+            var state = await StateAsync(cancellationToken);
+            var arm = _bandit.ObserveFeedback(state.Arms.GetValueOrDefault(key) ?? ArmState.New(priorQuality: 0.5), request.Score);
+            var changed = new Dictionary<ArmKey, ArmState> { [key] = arm };
+            if (!await _store.TryApplyAsync(new LearningUpdate($"feedback:{request.InteractionId}", changed), cancellationToken))
+            {
+                return new RecordOutcomeReply { Recorded = false };
+            }
+
+            state.Arms[key] = arm;
+            return new RecordOutcomeReply { Recorded = true };
+        }
+        finally
+        {
+            _gate.Release();
+        }
+    }
+
+    public async Task<ScoresReply> GetScoresAsync(GetScoresRequest request, CancellationToken cancellationToken)
+    {
+        var tenant = TenantOf(request.Tenant);
+        var window = request.ShareWindow > 0 ? Math.Min(request.ShareWindow, MaxHistoryLimit) : DefaultShareWindow;
+        List<ArmScore> scores;
+        await _gate.WaitAsync(cancellationToken);
+        try
+        {
+            var state = await StateAsync(cancellationToken);
+            scores = [.. state.Arms
+                .Where(a => a.Key.Tenant == tenant && a.Key.Agent == request.Agent
+                            && (request.TaskType.Length == 0 || a.Key.TaskType == request.TaskType))
+                .Select(a => ScoreOf(a.Key, a.Value))];
+        }
+        finally
+        {
+            _gate.Release();
+        }
+
+        var reply = new ScoresReply();
+        foreach (var taskType in scores.Select(s => s.TaskType).Distinct(StringComparer.Ordinal).ToList())
+        {
+            var recent = await _store.HistoryAsync(tenant, request.Agent, taskType, window, cancellationToken);
+            foreach (var score in scores.Where(s => s.TaskType == taskType))
+            {
+                var inContext = recent.Count(s => s.Context == score.Context);
+                score.TrafficShare = inContext == 0 ? 0 : (double)recent.Count(s => s.Context == score.Context && score.Arm.Equals(s.Chosen)) / inContext;
+            }
+
+            reply.Shares.AddRange(recent
+                .GroupBy(s => s.Chosen)
+                .OrderByDescending(g => g.Count())
+                .Select(g => new ArmShare { Arm = g.Key, TaskType = taskType, Share = (double)g.Count() / recent.Count }));
+        }
+        reply.Scores.AddRange(scores
+            .OrderBy(s => s.TaskType, StringComparer.Ordinal)
+            .ThenBy(s => s.Context, StringComparer.Ordinal)
+            .ThenByDescending(s => s.Score));
+        return reply;
+    }
+
+    public async Task<SelectionHistory> GetHistoryAsync(GetHistoryRequest request, CancellationToken cancellationToken)
+    {
+        if (request.Limit is < 0 or > MaxHistoryLimit)
+        {
+            throw new RpcException(new Status(StatusCode.InvalidArgument, $"limit: must be from 0 to {MaxHistoryLimit}"));
+        }
+
+        var limit = request.Limit == 0 ? DefaultHistoryLimit : request.Limit;
+        var reply = new SelectionHistory();
+        reply.Selections.AddRange(await _store.HistoryAsync(TenantOf(request.Tenant), request.Agent, request.TaskType, limit, cancellationToken));
+        return reply;
+    }
+
+    public async Task<Experiment> PutExperimentAsync(Experiment request, CancellationToken cancellationToken)
+    {
+        var experiment = request.Clone();
+        experiment.Tenant = TenantOf(experiment.Tenant);
+        experiment.CreatedAt = Timestamp.FromDateTimeOffset(_timeProvider.GetUtcNow());
+        await _gate.WaitAsync(cancellationToken);
+        try
+        {
+            var state = await StateAsync(cancellationToken);
+            Experiments.Validate(experiment, state.Experiments.Where(e => e.Tenant == experiment.Tenant && e.Agent == experiment.Agent));
+            await _store.PutExperimentAsync(experiment, cancellationToken);
+            Forget(state, experiment.Tenant, experiment.Agent, experiment.Name);
+            state.Experiments.Add(experiment);
+            return experiment.Clone();
+        }
+        finally
+        {
+            _gate.Release();
+        }
+    }
+
+    public async Task<DeleteExperimentReply> DeleteExperimentAsync(DeleteExperimentRequest request, CancellationToken cancellationToken)
+    {
+        var tenant = TenantOf(request.Tenant);
+        await _gate.WaitAsync(cancellationToken);
+        try
+        {
+            var state = await StateAsync(cancellationToken);
+            var deleted = await _store.DeleteExperimentAsync(tenant, request.Agent, request.Name, cancellationToken);
+            Forget(state, tenant, request.Agent, request.Name);
+            return new DeleteExperimentReply { Deleted = deleted };
+        }
+        finally
+        {
+            _gate.Release();
+        }
+    }
+
+    public async Task<ExperimentResults> GetExperimentsAsync(GetExperimentsRequest request, CancellationToken cancellationToken)
+    {
+        var tenant = TenantOf(request.Tenant);
+        await _gate.WaitAsync(cancellationToken);
+        try
+        {
+            var state = await StateAsync(cancellationToken);
+            var reply = new ExperimentResults();
+            reply.Experiments.AddRange(state.Experiments
+                .Where(e => e.Tenant == tenant && e.Agent == request.Agent)
+                .Select(e => Experiments.Results(e.Clone(), state.Tallies)));
             return reply;
         }
         finally
@@ -125,12 +333,70 @@ public sealed class LearningService : ILearningApi, IDisposable
 
     public void Dispose() => _gate.Dispose();
 
-    /// <summary>The posteriors, loaded from the store on first use. Call under the gate.</summary>
-    private async Task<Dictionary<ArmKey, ArmPosterior>> PosteriorsAsync(CancellationToken cancellationToken) =>
-        _posteriors ??= new Dictionary<ArmKey, ArmPosterior>(await _store.LoadAllAsync(cancellationToken));
+    private static string? ExclusionOf(CandidateArm candidate, RankRequest request, double expectedCostUsd)
+    {
+        if (candidate.ContextWindow > 0 && request.EstimatedInputTokens > candidate.ContextWindow)
+        {
+            return "context-window";
+        }
 
-    private static ArmKey KeyOf(string tenant, string agent, string taskType, ArmRef arm) =>
-        new(TenantOf(tenant), agent, taskType, arm.Provider, arm.Model);
+        if (request.RequiredCapabilities.Any(c => !candidate.Capabilities.Contains(c)))
+        {
+            return "capability";
+        }
+
+        return request.HasBudget && expectedCostUsd > request.RemainingBudgetUsd ? "budget" : null;
+    }
+
+    private ArmScore ScoreOf(ArmKey key, ArmState arm) => new()
+    {
+        Arm = new ArmRef { Provider = key.Provider, Model = key.Model },
+        TaskType = key.TaskType,
+        Context = key.Context,
+        Score = _bandit.Score(arm, 0, _defaultLambda),
+        Pulls = arm.Pulls,
+        SuccessRate = _bandit.Reliability(arm),
+        MeanQuality = _bandit.Quality(arm),
+        RelativeCost = UtilityThompsonSampling.RelativeCost(arm, 0),
+    };
+
+    private static void Forget(State state, string tenant, string agent, string name)
+    {
+        state.Experiments.RemoveAll(e => e.Tenant == tenant && e.Agent == agent && e.Name == name);
+        foreach (var key in state.Tallies.Keys.Where(k => k.Tenant == tenant && k.Agent == agent && k.Experiment == name).ToList())
+        {
+            state.Tallies.Remove(key);
+        }
+    }
+
+    private static double LambdaOf(string policy, string field, double whenEmpty)
+    {
+        if (policy.Length == 0)
+        {
+            return whenEmpty;
+        }
+
+        return CostPolicy.TryParse(policy, out var lambda)
+            ? lambda
+            : throw new RpcException(new Status(StatusCode.InvalidArgument, CostPolicy.Describe(field, policy)));
+    }
+
+    /// <summary>The state, loaded from the store on first use. Call under the gate.</summary>
+    private async Task<State> StateAsync(CancellationToken cancellationToken)
+    {
+        if (_state is null)
+        {
+            var snapshot = await _store.LoadAsync(cancellationToken);
+            _state = new State(new Dictionary<ArmKey, ArmState>(snapshot.Arms), [.. snapshot.Experiments], new Dictionary<VariantKey, VariantTally>(snapshot.Tallies));
+        }
+
+        return _state;
+    }
+
+    private static ArmKey KeyOf(string tenant, string agent, string taskType, string context, ArmRef arm) =>
+        new(tenant, agent, taskType, context, arm.Provider, arm.Model);
 
     private static string TenantOf(string tenant) => string.IsNullOrEmpty(tenant) ? Tenancy.DefaultTenant : tenant;
+
+    private sealed record State(Dictionary<ArmKey, ArmState> Arms, List<Experiment> Experiments, Dictionary<VariantKey, VariantTally> Tallies);
 }

@@ -15,7 +15,7 @@ public sealed class ChatClientProviderTests
         using var fake = new FakeProvider(kind);
         fake.Answer(200, fake.ReplyBody());
 
-        var completion = await fake.Provider.CompleteAsync(FakeProvider.Model, "email_routing", FakeProvider.Messages, CancellationToken.None);
+        var completion = await fake.Provider.CompleteAsync(FakeProvider.Model, "email_routing", FakeProvider.Messages, ReplyFormat.Text, CancellationToken.None);
 
         Assert.Equal("Send it to billing.", completion.Text);
         Assert.Equal(150, completion.InputTokens); // Anthropic: 20 uncached + 100 cache reads + 30 cache writes
@@ -173,7 +173,7 @@ public sealed class ChatClientProviderTests
         using var cancel = new CancellationTokenSource(TimeSpan.FromMilliseconds(200));
 
         await Assert.ThrowsAnyAsync<OperationCanceledException>(
-            () => fake.Provider.CompleteAsync(FakeProvider.Model, "t", FakeProvider.Messages, cancel.Token));
+            () => fake.Provider.CompleteAsync(FakeProvider.Model, "t", FakeProvider.Messages, ReplyFormat.Text, cancel.Token));
     }
 
     [Theory]
@@ -211,5 +211,5 @@ public sealed class ChatClientProviderTests
     }
 
     private static Task<ProviderException> FailureOf(FakeProvider fake) => Assert.ThrowsAsync<ProviderException>(
-        () => fake.Provider.CompleteAsync(FakeProvider.Model, "email_routing", FakeProvider.Messages, CancellationToken.None));
+        () => fake.Provider.CompleteAsync(FakeProvider.Model, "email_routing", FakeProvider.Messages, ReplyFormat.Text, CancellationToken.None));
 }

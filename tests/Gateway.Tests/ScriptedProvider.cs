@@ -27,7 +27,7 @@ public sealed class ScriptedProvider(string name, params ScriptedProvider.Script
     /// <summary>Streams some words, then breaks.</summary>
     public static ScriptStep BreakAfter(int words) => new(string.Join(' ', Enumerable.Repeat("word", words)), new ProviderException("cut mid-stream", retryable: true), null);
 
-    public async Task<ProviderCompletion> CompleteAsync(ModelDefinition model, string taskType, IReadOnlyList<AiChatMessage> messages, CancellationToken cancellationToken)
+    public async Task<ProviderCompletion> CompleteAsync(ModelDefinition model, string taskType, IReadOnlyList<AiChatMessage> messages, ReplyFormat format, CancellationToken cancellationToken)
     {
         var step = Next();
         if (step.Delay is { } delay)
@@ -41,7 +41,7 @@ public sealed class ScriptedProvider(string name, params ScriptedProvider.Script
     }
 
     public async IAsyncEnumerable<ProviderChunk> StreamAsync(
-        ModelDefinition model, string taskType, IReadOnlyList<AiChatMessage> messages, [EnumeratorCancellation] CancellationToken cancellationToken)
+        ModelDefinition model, string taskType, IReadOnlyList<AiChatMessage> messages, ReplyFormat format, [EnumeratorCancellation] CancellationToken cancellationToken)
     {
         var step = Next();
         if (step.Delay is { } delay)

@@ -23,11 +23,14 @@ internal sealed class BanditSimulation : IDisposable
     private readonly Random _world;
     private int _interactions;
 
-    public BanditSimulation(int seed, LearningOptions options, IReadOnlyList<SimulatedArm> arms)
+    private readonly string _policy;
+
+    public BanditSimulation(int seed, string policy, IReadOnlyList<SimulatedArm> arms, LearningOptions? options = null)
     {
+        _policy = policy;
         Arms = [.. arms];
         Store = new InMemoryLearningStateStore();
-        Service = new LearningService(Store, Options.Create(options), new Random(seed));
+        Service = new LearningService(Store, Options.Create(options ?? new LearningOptions()), new Random(seed));
         _world = new Random(seed + 7919);
     }
 
@@ -40,9 +43,9 @@ internal sealed class BanditSimulation : IDisposable
     /// <summary>The first-ranked model of every round played so far.</summary>
     public List<string> Chosen { get; } = [];
 
-    public static RankRequest RankRequestFor(IEnumerable<SimulatedArm> arms)
+    public static RankRequest RankRequestFor(IEnumerable<SimulatedArm> arms, string policy = "balanced", double complexity = 0)
     {
-        var request = new RankRequest { Tenant = Tenant, Agent = Agent, TaskType = TaskType, EstimatedInputTokens = 500 };
+        var request = new RankRequest { Tenant = Tenant, Agent = Agent, TaskType = TaskType, EstimatedInputTokens = 500, Policy = policy, Complexity = complexity };
         request.Candidates.AddRange(arms.Select(a => new CandidateArm
         {
             Arm = a.Ref,
@@ -68,7 +71,7 @@ internal sealed class BanditSimulation : IDisposable
 
     public async Task<string> PlayRoundAsync()
     {
-        var ranked = await Service.RankAsync(RankRequestFor(Arms), CancellationToken.None);
+        var ranked = await Service.RankAsync(RankRequestFor(Arms, _policy), CancellationToken.None);
         var first = ranked.Ranked[0];
         var truth = Arms.Single(a => a.Model == first.Model);
 
@@ -85,6 +88,9 @@ internal sealed class BanditSimulation : IDisposable
             Quality = success ? quality : 0,
             CostUsd = ReferenceCostUsd * truth.PricePerMtok / maxPrice,
             ReferenceCostUsd = ReferenceCostUsd,
+            Context = ranked.Context,
+            Chosen = first,
+            CostWeight = ranked.CostWeight,
         };
         outcome.Attempts.Add(new AttemptOutcome { Arm = first, Success = success });
         var reply = await Service.RecordOutcomeAsync(outcome, CancellationToken.None);

@@ -1,3 +1,4 @@
+using PersistentAgents.Contracts.V1;
 using PersistentAgents.EmbeddedStorage;
 using PersistentAgents.Learning.Embedded;
 
@@ -5,45 +6,108 @@ namespace PersistentAgents.Learning.Tests;
 
 public sealed class SqliteLearningStateStoreTests
 {
+    private static readonly ArmKey Good = new("acme", "router", "classify", "simple", "openai", "gpt-small");
+    private static readonly ArmKey Other = new("acme", "router", "classify", "simple", "anthropic", "haiku");
+
+    private static SqliteLearningStateStore Open(string path, int historyPerAgent = 5_000) =>
+        new(new SqliteDatabase(path, SqliteLearningStateStore.Schema), historyPerAgent);
+
+    private static Selection SelectionOf(string id) => new()
+    {
+        InteractionId = id,
+        TaskType = "classify",
+        Context = "simple",
+        Chosen = new ArmRef { Provider = Good.Provider, Model = Good.Model },
+        Success = true,
+        Quality = 0.8,
+        Scores = { new ArmScore { Arm = new ArmRef { Provider = Good.Provider, Model = Good.Model }, TaskType = "classify", Score = 0.7 } },
+    };
+
     [Fact]
-    public async Task Applied_posteriors_are_read_back_by_a_new_store_over_the_same_file()
+    public async Task Arms_history_experiments_and_tallies_are_read_back_by_a_new_store_over_the_same_file()
     {
         using var folder = new TempFolder();
         var path = folder.File("learning.db");
-        var good = new ArmKey("acme", "router", "classify", "openai", "gpt-small");
-        var other = new ArmKey("acme", "router", "classify", "anthropic", "haiku");
-        var written = new Dictionary<ArmKey, ArmPosterior>
+        var good = new ArmState(0.8, 3.25, 0.5, 3.25, 2.9, 0.3, 4, 0.9, 0.85, 4, 0);
+        var other = new ArmState(0.6, 0, 0.97, 0, 0, 0, 1, 0, 0.6, 1, 2);
+        var experiment = new Experiment
         {
-            [good] = new(2.6, 1.4, 3.25, 0.5, 4),
-            [other] = new(2.0, 2.0, 0, 0.97, 1),
+            Tenant = "acme", Agent = "router", Name = "lambda-test",
+            Variants = { new ExperimentVariant { Name = "a", Weight = 1 }, new ExperimentVariant { Name = "b", Weight = 1, Policy = "cost-first" } },
         };
+        var variant = new VariantKey("acme", "router", "lambda-test", "b");
 
-        var writer = new SqliteLearningStateStore(new SqliteDatabase(path, SqliteLearningStateStore.Schema));
-        Assert.True(await writer.TryApplyAsync("interaction-1", written, CancellationToken.None));
-        Assert.True(await writer.TryApplyAsync("interaction-2", new Dictionary<ArmKey, ArmPosterior> { [good] = written[good] with { Successes = 4.1, Pulls = 5 } }, CancellationToken.None));
+        var writer = Open(path);
+        await writer.PutExperimentAsync(experiment, CancellationToken.None);
+        Assert.True(await writer.TryApplyAsync(new LearningUpdate("interaction-1", new Dictionary<ArmKey, ArmState> { [Good] = good, [Other] = other }, SelectionOf("interaction-1")), CancellationToken.None));
+        Assert.True(await writer.TryApplyAsync(
+            new LearningUpdate("interaction-2", new Dictionary<ArmKey, ArmState> { [Good] = good with { Successes = 4.1, Pulls = 5 } }, SelectionOf("interaction-2"),
+                KeyValuePair.Create(variant, VariantTally.Empty.Add(true, 0.8, 0.01, 0.7))),
+            CancellationToken.None));
 
-        var reader = new SqliteLearningStateStore(new SqliteDatabase(path, SqliteLearningStateStore.Schema));
-        var loaded = await reader.LoadAllAsync(CancellationToken.None);
+        var reader = Open(path);
+        var loaded = await reader.LoadAsync(CancellationToken.None);
 
-        Assert.Equal(2, loaded.Count);
-        Assert.Equal(written[good] with { Successes = 4.1, Pulls = 5 }, loaded[good]);
-        Assert.Equal(written[other], loaded[other]);
+        Assert.Equal(2, loaded.Arms.Count);
+        Assert.Equal(good with { Successes = 4.1, Pulls = 5 }, loaded.Arms[Good]);
+        Assert.Equal(other, loaded.Arms[Other]);
+        Assert.Equal(experiment, Assert.Single(loaded.Experiments));
+        Assert.Equal(VariantTally.Empty.Add(true, 0.8, 0.01, 0.7), loaded.Tallies[variant]);
+        var history = await reader.HistoryAsync("acme", "router", "", 10, CancellationToken.None);
+        Assert.Equal(["interaction-2", "interaction-1"], history.Select(s => s.InteractionId));
+        Assert.Equal(SelectionOf("interaction-1"), history[1]);
+        Assert.Empty(await reader.HistoryAsync("acme", "router", "other-task", 10, CancellationToken.None));
     }
 
     [Fact]
-    public async Task A_duplicate_interaction_id_returns_false_and_writes_nothing()
+    public async Task A_duplicate_id_returns_false_and_writes_nothing()
     {
         using var folder = new TempFolder();
         var path = folder.File("learning.db");
-        var key = new ArmKey("default", "agent", "chat", "p", "m");
-        var store = new SqliteLearningStateStore(new SqliteDatabase(path, SqliteLearningStateStore.Schema));
-        Assert.True(await store.TryApplyAsync("same", new Dictionary<ArmKey, ArmPosterior> { [key] = new(1, 1, 1, 0, 1) }, CancellationToken.None));
+        var store = Open(path);
+        var first = ArmState.New(0.5) with { Successes = 1, Pulls = 1 };
+        Assert.True(await store.TryApplyAsync(new LearningUpdate("same", new Dictionary<ArmKey, ArmState> { [Good] = first }, SelectionOf("same")), CancellationToken.None));
 
-        var again = await store.TryApplyAsync("same", new Dictionary<ArmKey, ArmPosterior> { [key] = new(1, 1, 9, 9, 99) }, CancellationToken.None);
+        var again = await store.TryApplyAsync(
+            new LearningUpdate("same", new Dictionary<ArmKey, ArmState> { [Good] = first with { Successes = 9, Pulls = 99 } }, SelectionOf("same")), CancellationToken.None);
 
         Assert.False(again);
-        var restarted = new SqliteLearningStateStore(new SqliteDatabase(path, SqliteLearningStateStore.Schema));
-        Assert.Equal(new ArmPosterior(1, 1, 1, 0, 1), (await restarted.LoadAllAsync(CancellationToken.None))[key]);
+        var restarted = Open(path);
+        Assert.Equal(first, (await restarted.LoadAsync(CancellationToken.None)).Arms[Good]);
+        Assert.Single(await restarted.HistoryAsync("acme", "router", "", 10, CancellationToken.None));
+    }
+
+    [Fact]
+    public async Task History_keeps_the_most_recent_selections_per_agent_only()
+    {
+        using var folder = new TempFolder();
+        var store = Open(folder.File("learning.db"), historyPerAgent: 5);
+        for (var i = 1; i <= 12; i++)
+        {
+            await store.TryApplyAsync(new LearningUpdate($"i-{i}", new Dictionary<ArmKey, ArmState> { [Good] = ArmState.New(0.5) }, SelectionOf($"i-{i}")), CancellationToken.None);
+        }
+
+        var history = await store.HistoryAsync("acme", "router", "", 100, CancellationToken.None);
+
+        Assert.Equal(["i-12", "i-11", "i-10", "i-9", "i-8"], history.Select(s => s.InteractionId));
+    }
+
+    [Fact]
+    public async Task Replacing_or_deleting_an_experiment_drops_its_tallies()
+    {
+        using var folder = new TempFolder();
+        var store = Open(folder.File("learning.db"));
+        var experiment = new Experiment { Tenant = "acme", Agent = "router", Name = "e", Variants = { new ExperimentVariant { Name = "a", Weight = 1 } } };
+        var variant = new VariantKey("acme", "router", "e", "a");
+        await store.PutExperimentAsync(experiment, CancellationToken.None);
+        await store.TryApplyAsync(new LearningUpdate("i-1", new Dictionary<ArmKey, ArmState> { [Good] = ArmState.New(0.5) }, null, KeyValuePair.Create(variant, VariantTally.Empty.Add(true, 1, 0, 1))), CancellationToken.None);
+
+        await store.PutExperimentAsync(experiment, CancellationToken.None);
+        Assert.Empty((await store.LoadAsync(CancellationToken.None)).Tallies);
+
+        Assert.True(await store.DeleteExperimentAsync("acme", "router", "e", CancellationToken.None));
+        Assert.False(await store.DeleteExperimentAsync("acme", "router", "e", CancellationToken.None));
+        Assert.Empty((await store.LoadAsync(CancellationToken.None)).Experiments);
     }
 
     [Fact]
@@ -52,13 +116,13 @@ public sealed class SqliteLearningStateStoreTests
         using var folder = new TempFolder();
         var path = folder.File("learning.db");
         var arms = new SimulatedArm[] { new("a", 1, 0.9, 1), new("b", 1, 0.2, 1) };
-        var outcome = new Contracts.V1.InteractionCompleted { InteractionId = "i-1", Agent = "agent", TaskType = "chat", Success = true, Quality = 0.9 };
-        outcome.Attempts.Add(new Contracts.V1.AttemptOutcome { Arm = arms[0].Ref, Success = true });
-        var scoresRequest = new Contracts.V1.GetScoresRequest { Agent = "agent" };
+        var outcome = new InteractionCompleted { InteractionId = "i-1", Agent = "agent", TaskType = "chat", Success = true, Quality = 0.9, Context = "simple" };
+        outcome.Attempts.Add(new AttemptOutcome { Arm = arms[0].Ref, Success = true });
+        var scoresRequest = new GetScoresRequest { Agent = "agent" };
         var options = Microsoft.Extensions.Options.Options.Create(new LearningOptions());
 
-        Contracts.V1.ScoresReply before;
-        using (var service = new LearningService(new SqliteLearningStateStore(new SqliteDatabase(path, SqliteLearningStateStore.Schema)), options, new Random(1)))
+        ScoresReply before;
+        using (var service = new LearningService(Open(path), options, new Random(1)))
         {
             var rank = BanditSimulation.RankRequestFor(arms);
             rank.Tenant = string.Empty;
@@ -69,9 +133,10 @@ public sealed class SqliteLearningStateStoreTests
             before = await service.GetScoresAsync(scoresRequest, CancellationToken.None);
         }
 
-        using var restarted = new LearningService(new SqliteLearningStateStore(new SqliteDatabase(path, SqliteLearningStateStore.Schema)), options, new Random(2));
+        using var restarted = new LearningService(Open(path), options, new Random(2));
         Assert.Equal(before, await restarted.GetScoresAsync(scoresRequest, CancellationToken.None));
         Assert.False((await restarted.RecordOutcomeAsync(outcome, CancellationToken.None)).Recorded);
         Assert.Equal(2, before.Scores.Count);
+        Assert.Equal(1, Assert.Single(before.Shares).Share);
     }
 }

@@ -58,8 +58,13 @@ public sealed class ChatClientProvider : IChatModelProvider, IDisposable
         }
     }
 
+    private static readonly ChatOptions JsonReply = new() { ResponseFormat = ChatResponseFormat.Json };
+
+    /// <summary>JSON mode where the connector has one (OpenAI's response_format); null keeps every default.</summary>
+    private static ChatOptions? OptionsFor(ReplyFormat format) => format == ReplyFormat.Json ? JsonReply.Clone() : null;
+
     public async Task<ProviderCompletion> CompleteAsync(
-        ModelDefinition model, string taskType, IReadOnlyList<ChatMessage> messages, CancellationToken cancellationToken)
+        ModelDefinition model, string taskType, IReadOnlyList<ChatMessage> messages, ReplyFormat format, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(model);
         var chatClient = ClientFor(model);
@@ -67,7 +72,7 @@ public sealed class ChatClientProvider : IChatModelProvider, IDisposable
         ChatResponse response;
         try
         {
-            response = await chatClient.GetResponseAsync(messages, options: null, cancellationToken);
+            response = await chatClient.GetResponseAsync(messages, OptionsFor(format), cancellationToken);
         }
         catch (Exception e) when (Translate(e, call, cancellationToken) is { } failure)
         {
@@ -89,7 +94,7 @@ public sealed class ChatClientProvider : IChatModelProvider, IDisposable
     /// the provider's finish) throws a <see cref="ProviderException"/>, also after deltas were yielded.
     /// </summary>
     public async IAsyncEnumerable<ProviderChunk> StreamAsync(
-        ModelDefinition model, string taskType, IReadOnlyList<ChatMessage> messages, [EnumeratorCancellation] CancellationToken cancellationToken)
+        ModelDefinition model, string taskType, IReadOnlyList<ChatMessage> messages, ReplyFormat format, [EnumeratorCancellation] CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(model);
         var chatClient = ClientFor(model);
@@ -97,7 +102,7 @@ public sealed class ChatClientProvider : IChatModelProvider, IDisposable
         IAsyncEnumerator<ChatResponseUpdate> updates;
         try
         {
-            updates = chatClient.GetStreamingResponseAsync(messages, options: null, cancellationToken).GetAsyncEnumerator(cancellationToken);
+            updates = chatClient.GetStreamingResponseAsync(messages, OptionsFor(format), cancellationToken).GetAsyncEnumerator(cancellationToken);
         }
         catch (Exception e) when (Translate(e, call, cancellationToken) is { } failure)
         {

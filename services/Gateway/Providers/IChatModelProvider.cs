@@ -4,6 +4,15 @@ using PersistentAgents.Gateway.Catalog;
 namespace PersistentAgents.Gateway.Providers;
 
 /// <summary>One LLM provider: turns a conversation into a reply with one of its models.</summary>
+/// <summary>What shape of reply the caller asked for.</summary>
+public enum ReplyFormat
+{
+    Text,
+
+    /// <summary>One JSON value; providers that support it are put in their JSON mode.</summary>
+    Json,
+}
+
 public interface IChatModelProvider
 {
     string Name { get; }
@@ -13,7 +22,7 @@ public interface IChatModelProvider
     bool Simulated { get; }
 
     Task<ProviderCompletion> CompleteAsync(
-        ModelDefinition model, string taskType, IReadOnlyList<ChatMessage> messages, CancellationToken cancellationToken);
+        ModelDefinition model, string taskType, IReadOnlyList<ChatMessage> messages, ReplyFormat format, CancellationToken cancellationToken);
 
     /// <summary>
     /// Streams the reply: text deltas, then one last chunk (<see cref="ProviderChunk.IsLast"/>) with the usage the
@@ -21,7 +30,7 @@ public interface IChatModelProvider
     /// <see cref="ProviderException"/>; a stream that ends without its last chunk never happens.
     /// </summary>
     IAsyncEnumerable<ProviderChunk> StreamAsync(
-        ModelDefinition model, string taskType, IReadOnlyList<ChatMessage> messages, CancellationToken cancellationToken);
+        ModelDefinition model, string taskType, IReadOnlyList<ChatMessage> messages, ReplyFormat format, CancellationToken cancellationToken);
 }
 
 /// <param name="InputTokens">

@@ -1,3 +1,4 @@
+using System.Text.Json.Nodes;
 using System.Runtime.CompilerServices;
 using Microsoft.Extensions.AI;
 using PersistentAgents.Gateway.Catalog;
@@ -55,7 +56,7 @@ public sealed class SimulatedProvider(string name) : IChatModelProvider
     }
 
     public async Task<ProviderCompletion> CompleteAsync(
-        ModelDefinition model, string taskType, IReadOnlyList<ChatMessage> messages, CancellationToken cancellationToken)
+        ModelDefinition model, string taskType, IReadOnlyList<ChatMessage> messages, ReplyFormat format, CancellationToken cancellationToken)
     {
         var behaviour = CurrentBehaviour(model, taskType);
         var latency = Jittered(behaviour.LatencyMs!.Value);
@@ -65,7 +66,7 @@ public sealed class SimulatedProvider(string name) : IChatModelProvider
         }
 
         ThrowIfFailing(model, behaviour);
-        return new ProviderCompletion(ReplyText(model, taskType, messages), InputTokens: null, OutputTokens: null, behaviour.Quality);
+        return new ProviderCompletion(ReplyText(model, taskType, messages, format), InputTokens: null, OutputTokens: null, behaviour.Quality);
     }
 
     /// <summary>
@@ -73,10 +74,10 @@ public sealed class SimulatedProvider(string name) : IChatModelProvider
     /// word; the mid-stream failure rate breaks the stream after at least one word, before the last chunk.
     /// </summary>
     public async IAsyncEnumerable<ProviderChunk> StreamAsync(
-        ModelDefinition model, string taskType, IReadOnlyList<ChatMessage> messages, [EnumeratorCancellation] CancellationToken cancellationToken)
+        ModelDefinition model, string taskType, IReadOnlyList<ChatMessage> messages, ReplyFormat format, [EnumeratorCancellation] CancellationToken cancellationToken)
     {
         var behaviour = CurrentBehaviour(model, taskType);
-        var words = ReplyText(model, taskType, messages).Split(' ');
+        var words = ReplyText(model, taskType, messages, format).Split(' ');
         var perWord = Jittered(behaviour.LatencyMs!.Value) / words.Length;
         var failAfter = Random.Shared.NextDouble() < behaviour.MidStreamFailureRate!.Value
             ? 1 + Random.Shared.Next(words.Length)
@@ -112,11 +113,26 @@ public sealed class SimulatedProvider(string name) : IChatModelProvider
         }
     }
 
-    private string ReplyText(ModelDefinition model, string taskType, IReadOnlyList<ChatMessage> messages)
+    /// <summary>
+    /// A reply that says what was handled; asked for JSON, a model that declares the "json" capability answers
+    /// a JSON object and one that does not answers text anyway, as a real model without a JSON mode may.
+    /// </summary>
+    private string ReplyText(ModelDefinition model, string taskType, IReadOnlyList<ChatMessage> messages, ReplyFormat format)
     {
         var prompt = messages.LastOrDefault(m => m.Role == ChatRole.User)?.Text ?? "";
         var words = prompt.Split((char[]?)null, StringSplitOptions.RemoveEmptyEntries);
         var excerpt = string.Join(' ', words.Take(12));
+        if (format == ReplyFormat.Json && model.Has("json"))
+        {
+            return new JsonObject
+            {
+                ["simulated"] = $"{Name}/{model.Name}",
+                ["taskType"] = taskType,
+                ["words"] = words.Length,
+                ["excerpt"] = excerpt,
+            }.ToJsonString();
+        }
+
         return $"[simulated {Name}/{model.Name}] {taskType}: handled a {words.Length}-word request " +
                $"(\"{excerpt}{(words.Length > 12 ? " …" : "")}\") with {messages.Count - 1} lines of context.";
     }

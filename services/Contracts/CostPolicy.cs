@@ -1,6 +1,6 @@
 using System.Globalization;
 
-namespace PersistentAgents.Learning;
+namespace PersistentAgents.Contracts;
 
 /// <summary>
 /// An agent's cost/quality policy: λ, the utility a reply loses per unit of relative cost (its cost over
