@@ -1,6 +1,7 @@
 using Google.Protobuf.WellKnownTypes;
 using Grpc.Core;
 using Microsoft.Extensions.Options;
+using PersistentAgents.Agents.Routing;
 using PersistentAgents.Contracts;
 using PersistentAgents.Contracts.V1;
 
@@ -15,7 +16,8 @@ public sealed class AgentsGrpcService(
     IMemoryApi memory,
     ILearningApi learning,
     IGatewayApi gateway,
-    IOptions<AgentLimits> limits) : Contracts.V1.Agents.AgentsBase
+    IOptions<AgentLimits> limits,
+    IOptions<AgentRoutingOptions> routing) : Contracts.V1.Agents.AgentsBase
 {
     public override Task<CompleteReply> Complete(CompleteRequest request, ServerCallContext context)
     {
@@ -37,7 +39,8 @@ public sealed class AgentsGrpcService(
     {
         var agent = AgentOf(request.Agent);
         var aggregate = await LoadExistingAsync(agent, context.CancellationToken);
-        var scores = await learning.GetScoresAsync(new GetScoresRequest { Tenant = agent.Tenant, Agent = agent.Name }, context.CancellationToken);
+        var scores = await learning.GetScoresAsync(
+            new GetScoresRequest { Tenant = agent.Tenant, Agent = agent.Name, Policy = routing.Value.PolicyFor(agent.Name) }, context.CancellationToken);
         var usage = await memory.GetUsageAsync(new GetMemoryUsageRequest { Agent = RefOf(agent) }, context.CancellationToken);
         var stats = new AgentStats
         {

@@ -24,6 +24,10 @@ public sealed class LearningService : ILearningApi, IDisposable
     private readonly TimeProvider _timeProvider;
     private readonly double _defaultLambda;
     private readonly SemaphoreSlim _gate = new(1, 1);
+
+    // What every agent's calls say about each provider right now, like a circuit breaker's counts: an
+    // outage is the provider's, not one task type's. Transient, so not persisted.
+    private readonly Dictionary<string, ProviderRecord> _providers = new(StringComparer.Ordinal);
     private State? _state;
 
     public LearningService(ILearningStateStore store, IOptions<LearningOptions> options, Random random, TimeProvider? timeProvider = null)
@@ -46,17 +50,18 @@ public sealed class LearningService : ILearningApi, IDisposable
         var context = _bandit.ContextOf(request.Complexity);
         var reply = new RankReply { Context = context };
         var outputTokens = request.EstimatedOutputTokens > 0 ? request.EstimatedOutputTokens : _options.ExpectedOutputTokens;
-        var expectedCosts = request.Candidates.ToDictionary(
-            c => c,
-            c => ((c.InputPricePerMtok * request.EstimatedInputTokens) + (c.OutputPricePerMtok * outputTokens)) / 1_000_000);
-        var maxCost = expectedCosts.Values.DefaultIfEmpty(0).Max();
-        var eligible = new List<CandidateArm>();
-        foreach (var candidate in request.Candidates)
+        var candidates = request.Candidates
+            .DistinctBy(c => c.Arm)
+            .Select(c => (Candidate: c, ExpectedCost: ((c.InputPricePerMtok * request.EstimatedInputTokens) + (c.OutputPricePerMtok * outputTokens)) / 1_000_000))
+            .ToList();
+        var maxCost = candidates.Select(c => c.ExpectedCost).DefaultIfEmpty(0).Max();
+        var eligible = new List<(CandidateArm Candidate, double ExpectedCost)>();
+        foreach (var (candidate, expectedCost) in candidates)
         {
-            var reason = ExclusionOf(candidate, request, expectedCosts[candidate]);
+            var reason = ExclusionOf(candidate, request, expectedCost);
             if (reason is null)
             {
-                eligible.Add(candidate);
+                eligible.Add((candidate, expectedCost));
             }
             else
             {
@@ -84,23 +89,31 @@ public sealed class LearningService : ILearningApi, IDisposable
             }
 
             reply.CostWeight = lambda;
-            var sampled = eligible.Select(candidate =>
+            var sampled = eligible.Select(eligibleArm =>
             {
+                var candidate = eligibleArm.Candidate;
                 var key = KeyOf(tenant, request.Agent, request.TaskType, context, candidate.Arm);
-                if (!state.Arms.TryGetValue(key, out var arm))
-                {
-                    // A new arm starts from the catalog's word; it is stored with the group's next outcome.
-                    arm = state.Arms[key] = ArmState.New(candidate.PriorQuality);
-                }
-
-                var relativeCost = maxCost > 0 ? expectedCosts[candidate] / maxCost : 0;
-                return (candidate, Sample: _bandit.Sample(arm, relativeCost, lambda, _random));
+                // A new arm starts from the catalog's word; it is stored with the group's next outcome, as is the
+                // catalog's latest price.
+                var arm = state.Arms.GetValueOrDefault(key) ?? ArmState.New(candidate.PriorQuality);
+                arm = state.Arms[key] = arm with { CatalogCost = maxCost > 0 ? eligibleArm.ExpectedCost / maxCost : 0 };
+                var provider = _providers.GetValueOrDefault(candidate.Arm.Provider) ?? ProviderRecord.Healthy;
+                var providerDown = provider.ConsecutiveFailures >= _options.DownAfterFailures;
+                return (
+                    candidate,
+                    Down: providerDown || _bandit.IsDown(arm),
+                    Probe: (providerDown && provider.Idle >= _options.ProbeInterval) || _bandit.IsDueForProbe(arm),
+                    Sample: _bandit.Sample(arm, lambda, _random));
             }).ToList();
 
-            // Arms whose circuit is open still end the chain: a half-open probe may find them healthy.
+            // Arms whose circuit is open still end the chain: a half-open probe may find them healthy. Arms the
+            // bandit holds down come after the healthy ones, except for at most one probe per interaction.
+            var probe = sampled.Where(s => s.candidate.Available && s.Probe).Select(s => s.candidate.Arm).FirstOrDefault();
             reply.Ranked.AddRange(sampled
                 .OrderByDescending(s => s.candidate.Available)
                 .ThenByDescending(s => fixedArm is not null && s.candidate.Arm.Equals(fixedArm))
+                .ThenByDescending(s => probe is not null && s.candidate.Arm.Equals(probe))
+                .ThenBy(s => s.Down)
                 .ThenByDescending(s => s.Sample)
                 .Select(s => s.candidate.Arm));
         }
@@ -135,6 +148,8 @@ public sealed class LearningService : ILearningApi, IDisposable
                     : _bandit.Observe(arm, success: false, quality: 0, relativeCost: 0);
             }
 
+            ForgiveRecoveredProviders(state, request, changed);
+
             var chosen = request.Chosen ?? request.Attempts.FirstOrDefault()?.Arm;
             var selection = chosen is null ? null : new Selection
             {
@@ -150,8 +165,8 @@ public sealed class LearningService : ILearningApi, IDisposable
                 Variant = request.Variant,
             };
             selection?.Scores.AddRange(changed
-                .OrderByDescending(a => _bandit.Score(a.Value, 0, _defaultLambda))
-                .Select(a => ScoreOf(a.Key, a.Value)));
+                .OrderByDescending(a => _bandit.Score(a.Value, request.CostWeight))
+                .Select(a => ScoreOf(a.Key, a.Value, request.CostWeight)));
 
             KeyValuePair<VariantKey, VariantTally>? tally = null;
             if (request.Experiment.Length > 0
@@ -224,6 +239,7 @@ public sealed class LearningService : ILearningApi, IDisposable
     {
         var tenant = TenantOf(request.Tenant);
         var window = request.ShareWindow > 0 ? Math.Min(request.ShareWindow, MaxHistoryLimit) : DefaultShareWindow;
+        var lambda = LambdaOf(request.Policy, "policy", _defaultLambda);
         List<ArmScore> scores;
         await _gate.WaitAsync(cancellationToken);
         try
@@ -232,7 +248,7 @@ public sealed class LearningService : ILearningApi, IDisposable
             scores = [.. state.Arms
                 .Where(a => a.Key.Tenant == tenant && a.Key.Agent == request.Agent
                             && (request.TaskType.Length == 0 || a.Key.TaskType == request.TaskType))
-                .Select(a => ScoreOf(a.Key, a.Value))];
+                .Select(a => ScoreOf(a.Key, a.Value, lambda))];
         }
         finally
         {
@@ -333,6 +349,38 @@ public sealed class LearningService : ILearningApi, IDisposable
 
     public void Dispose() => _gate.Dispose();
 
+    /// <summary>
+    /// Counts the outcome's calls per provider; a provider that was down and answered again gets every arm of
+    /// every agent that its outage put down forgiven, so traffic returns everywhere, not only where it was
+    /// probed. Call under the gate, before the update is stored (the forgiven arms are part of it).
+    /// </summary>
+    private void ForgiveRecoveredProviders(State state, InteractionCompleted outcome, Dictionary<ArmKey, ArmState> changed)
+    {
+        foreach (var name in _providers.Keys.ToList())
+        {
+            _providers[name] = _providers[name] with { Idle = _providers[name].Idle + 1 };
+        }
+
+        foreach (var attempt in outcome.Attempts)
+        {
+            var before = _providers.GetValueOrDefault(attempt.Arm.Provider) ?? ProviderRecord.Healthy;
+            _providers[attempt.Arm.Provider] = new ProviderRecord(attempt.Success ? 0 : before.ConsecutiveFailures + 1, Idle: 0);
+            if (!attempt.Success || before.ConsecutiveFailures < _options.DownAfterFailures)
+            {
+                continue;
+            }
+
+            foreach (var (key, arm) in state.Arms.Where(a => a.Key.Provider == attempt.Arm.Provider).ToList())
+            {
+                var current = changed.GetValueOrDefault(key) ?? arm;
+                if (_bandit.IsDown(current))
+                {
+                    changed[key] = UtilityThompsonSampling.Forgive(current);
+                }
+            }
+        }
+    }
+
     private static string? ExclusionOf(CandidateArm candidate, RankRequest request, double expectedCostUsd)
     {
         if (candidate.ContextWindow > 0 && request.EstimatedInputTokens > candidate.ContextWindow)
@@ -348,16 +396,16 @@ public sealed class LearningService : ILearningApi, IDisposable
         return request.HasBudget && expectedCostUsd > request.RemainingBudgetUsd ? "budget" : null;
     }
 
-    private ArmScore ScoreOf(ArmKey key, ArmState arm) => new()
+    private ArmScore ScoreOf(ArmKey key, ArmState arm, double lambda) => new()
     {
         Arm = new ArmRef { Provider = key.Provider, Model = key.Model },
         TaskType = key.TaskType,
         Context = key.Context,
-        Score = _bandit.Score(arm, 0, _defaultLambda),
+        Score = _bandit.Score(arm, lambda),
         Pulls = arm.Pulls,
         SuccessRate = _bandit.Reliability(arm),
         MeanQuality = _bandit.Quality(arm),
-        RelativeCost = UtilityThompsonSampling.RelativeCost(arm, 0),
+        RelativeCost = UtilityThompsonSampling.RelativeCost(arm),
     };
 
     private static void Forget(State state, string tenant, string agent, string name)
@@ -397,6 +445,11 @@ public sealed class LearningService : ILearningApi, IDisposable
         new(tenant, agent, taskType, context, arm.Provider, arm.Model);
 
     private static string TenantOf(string tenant) => string.IsNullOrEmpty(tenant) ? Tenancy.DefaultTenant : tenant;
+
+    private sealed record ProviderRecord(int ConsecutiveFailures, int Idle)
+    {
+        public static readonly ProviderRecord Healthy = new(0, 0);
+    }
 
     private sealed record State(Dictionary<ArmKey, ArmState> Arms, List<Experiment> Experiments, Dictionary<VariantKey, VariantTally> Tallies);
 }

@@ -78,7 +78,11 @@ public sealed class LearningServiceTests
         var wins = chosen.Skip(100).Count(m => m == expectedWinner);
         Assert.True(wins >= 30, $"{expectedWinner} was ranked first in only {wins} of the last 50 rounds at λ={costWeight}");
         var scores = await simulation.Service.GetScoresAsync(
-            new GetScoresRequest { Tenant = BanditSimulation.Tenant, Agent = BanditSimulation.Agent, TaskType = BanditSimulation.TaskType },
+            new GetScoresRequest
+            {
+                Tenant = BanditSimulation.Tenant, Agent = BanditSimulation.Agent, TaskType = BanditSimulation.TaskType,
+                Policy = costWeight.ToString(System.Globalization.CultureInfo.InvariantCulture),
+            },
             CancellationToken.None);
         Assert.Equal(expectedWinner, scores.Scores[0].Arm.Model);
     }

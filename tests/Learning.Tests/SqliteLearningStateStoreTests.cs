@@ -28,8 +28,8 @@ public sealed class SqliteLearningStateStoreTests
     {
         using var folder = new TempFolder();
         var path = folder.File("learning.db");
-        var good = new ArmState(0.8, 3.25, 0.5, 3.25, 2.9, 0.3, 4, 0.9, 0.85, 4, 0);
-        var other = new ArmState(0.6, 0, 0.97, 0, 0, 0, 1, 0, 0.6, 1, 2);
+        var good = new ArmState(0.8, 3.25, 0.5, 3.25, 2.9, 2.6, 0.3, 4, 0.9, 0.85, 4, 0, 3, 0, 0.25);
+        var other = new ArmState(0.6, 0, 0.97, 0, 0, 0, 0, 1, 0, 0.6, 1, 2, 0, 1, 1);
         var experiment = new Experiment
         {
             Tenant = "acme", Agent = "router", Name = "lambda-test",

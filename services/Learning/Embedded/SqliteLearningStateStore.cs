@@ -26,12 +26,16 @@ public sealed class SqliteLearningStateStore(SqliteDatabase database, int histor
             failures REAL NOT NULL,
             quality_count REAL NOT NULL,
             quality_sum REAL NOT NULL,
+            quality_squares REAL NOT NULL,
             cost_sum REAL NOT NULL,
             pulls INTEGER NOT NULL,
             recent_success REAL NOT NULL,
             recent_quality REAL NOT NULL,
             recent_count INTEGER NOT NULL,
             resets INTEGER NOT NULL,
+            idle INTEGER NOT NULL,
+            consecutive_failures INTEGER NOT NULL,
+            catalog_cost REAL NOT NULL,
             PRIMARY KEY (tenant, agent, task_type, context, provider, model));
         CREATE TABLE IF NOT EXISTS applied_outcomes (
             interaction_id TEXT PRIMARY KEY);
@@ -67,11 +71,11 @@ public sealed class SqliteLearningStateStore(SqliteDatabase database, int histor
         using var connection = database.Open();
         var arms = ReadAll(
             connection,
-            "SELECT tenant, agent, task_type, context, provider, model, prior_quality, successes, failures, quality_count, quality_sum, cost_sum, pulls, recent_success, recent_quality, recent_count, resets FROM arms",
+            "SELECT tenant, agent, task_type, context, provider, model, prior_quality, successes, failures, quality_count, quality_sum, quality_squares, cost_sum, pulls, recent_success, recent_quality, recent_count, resets, idle, consecutive_failures, catalog_cost FROM arms",
             reader => KeyValuePair.Create(
                 new ArmKey(reader.GetString(0), reader.GetString(1), reader.GetString(2), reader.GetString(3), reader.GetString(4), reader.GetString(5)),
-                new ArmState(reader.GetDouble(6), reader.GetDouble(7), reader.GetDouble(8), reader.GetDouble(9), reader.GetDouble(10), reader.GetDouble(11),
-                    reader.GetInt64(12), reader.GetDouble(13), reader.GetDouble(14), reader.GetInt32(15), reader.GetInt32(16))));
+                new ArmState(reader.GetDouble(6), reader.GetDouble(7), reader.GetDouble(8), reader.GetDouble(9), reader.GetDouble(10), reader.GetDouble(11), reader.GetDouble(12),
+                    reader.GetInt64(13), reader.GetDouble(14), reader.GetDouble(15), reader.GetInt32(16), reader.GetInt32(17), reader.GetInt32(18), reader.GetInt32(19), reader.GetDouble(20))));
         var experiments = ReadAll(connection, "SELECT payload FROM experiments ORDER BY rowid", reader => Experiment.Parser.ParseFrom((byte[])reader.GetValue(0)));
         var tallies = ReadAll(
             connection,
@@ -94,15 +98,15 @@ public sealed class SqliteLearningStateStore(SqliteDatabase database, int histor
         using (var upsert = connection.CreateCommand())
         {
             upsert.CommandText = """
-                INSERT INTO arms (tenant, agent, task_type, context, provider, model, prior_quality, successes, failures, quality_count, quality_sum, cost_sum, pulls, recent_success, recent_quality, recent_count, resets)
-                VALUES ($p0, $p1, $p2, $p3, $p4, $p5, $p6, $p7, $p8, $p9, $p10, $p11, $p12, $p13, $p14, $p15, $p16)
+                INSERT INTO arms (tenant, agent, task_type, context, provider, model, prior_quality, successes, failures, quality_count, quality_sum, quality_squares, cost_sum, pulls, recent_success, recent_quality, recent_count, resets, idle, consecutive_failures, catalog_cost)
+                VALUES ($p0, $p1, $p2, $p3, $p4, $p5, $p6, $p7, $p8, $p9, $p10, $p11, $p12, $p13, $p14, $p15, $p16, $p17, $p18, $p19, $p20)
                 ON CONFLICT (tenant, agent, task_type, context, provider, model) DO UPDATE SET
                     prior_quality = excluded.prior_quality, successes = excluded.successes, failures = excluded.failures,
-                    quality_count = excluded.quality_count, quality_sum = excluded.quality_sum, cost_sum = excluded.cost_sum,
+                    quality_count = excluded.quality_count, quality_sum = excluded.quality_sum, quality_squares = excluded.quality_squares, cost_sum = excluded.cost_sum,
                     pulls = excluded.pulls, recent_success = excluded.recent_success, recent_quality = excluded.recent_quality,
-                    recent_count = excluded.recent_count, resets = excluded.resets
+                    recent_count = excluded.recent_count, resets = excluded.resets, idle = excluded.idle, consecutive_failures = excluded.consecutive_failures, catalog_cost = excluded.catalog_cost
                 """;
-            for (var i = 0; i < 17; i++)
+            for (var i = 0; i < 21; i++)
             {
                 upsert.Parameters.Add(new SqliteParameter { ParameterName = $"$p{i}" });
             }
@@ -112,7 +116,7 @@ public sealed class SqliteLearningStateStore(SqliteDatabase database, int histor
                 object[] values =
                 [
                     key.Tenant, key.Agent, key.TaskType, key.Context, key.Provider, key.Model, arm.PriorQuality, arm.Successes, arm.Failures,
-                    arm.QualityCount, arm.QualitySum, arm.CostSum, arm.Pulls, arm.RecentSuccess, arm.RecentQuality, arm.RecentCount, arm.Resets,
+                    arm.QualityCount, arm.QualitySum, arm.QualitySquares, arm.CostSum, arm.Pulls, arm.RecentSuccess, arm.RecentQuality, arm.RecentCount, arm.Resets, arm.Idle, arm.ConsecutiveFailures, arm.CatalogCost,
                 ];
                 for (var i = 0; i < values.Length; i++)
                 {
