@@ -94,7 +94,7 @@ public sealed class TestHost : IAsyncDisposable
     }
 }
 
-/// <summary>Catalogs for tests: fast simulated providers with known prices and quality.</summary>
+/// <summary>Catalogs for tests: fast simulated providers with known prices and quality; only sim-fair answers JSON.</summary>
 public static class TestCatalogs
 {
     public static string Simulated(double bestFailureRate = 0) => $"""
@@ -115,6 +115,7 @@ public static class TestCatalogs
                 inputPricePerMTok: 1.0
                 outputPricePerMTok: 2.0
                 quality: 0.7
+                capabilities: [streaming, json]
                 simulation: {"{"} quality: 0.55, failureRate: 0, latencyMs: 2 {"}"}
           - name: sim-poor
             kind: simulated

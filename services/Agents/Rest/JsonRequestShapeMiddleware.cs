@@ -127,9 +127,15 @@ public sealed class JsonRequestShapeMiddleware(RequestDelegate next, IEnumerable
         FieldType.Bool => value.ValueKind is JsonValueKind.True or JsonValueKind.False ? null : $"{path}: must be true or false",
         FieldType.Message => ShapeProblem(value, field.MessageType, path),
         FieldType.Enum => value.ValueKind is JsonValueKind.String or JsonValueKind.Number ? null : $"{path}: must be an enum name",
-        // Numbers may come as JSON numbers or, for 64-bit values, as strings (protobuf JSON mapping).
-        _ => value.ValueKind is JsonValueKind.Number or JsonValueKind.String ? null : $"{path}: must be a number",
+        // Numbers may come as JSON numbers or as strings holding one (protobuf JSON mapping).
+        _ => value.ValueKind == JsonValueKind.Number || (value.ValueKind == JsonValueKind.String && IsNumberText(value.GetString()!))
+            ? null
+            : $"{path}: must be a number",
     };
+
+    private static bool IsNumberText(string text) =>
+        text is "NaN" or "Infinity" or "-Infinity"
+        || double.TryParse(text, System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out _);
 
     private static string Name(string path, string whenEmpty) => path.Length == 0 ? whenEmpty : path;
 
