@@ -1,7 +1,8 @@
 // Learning-strategy simulator: seeded scenarios (stationary, drift, outage and recovery, a complexity mix)
 // replayed against the seed's rule, round-robin, always-cheapest, always-best-quality, an oracle and ours
 // (LearningService), side by side. Prints one markdown table per scenario and writes the regret curves as SVG.
-// Usage: dotnet run -c Release --project bench/Learning [-- --steps N] [--scenario NAME] [--write-readme]
+// Ours is then run again with other sampling seeds over the same worlds, to show the spread a lucky seed would hide.
+// Usage: dotnet run -c Release --project bench/Learning [-- --steps N] [--scenario NAME] [--sampling-seeds N] [--write-readme]
 using System.Diagnostics;
 using System.Globalization;
 using System.Text;
@@ -37,7 +38,7 @@ var serviceStrategy = string.Empty;
 foreach (var name in options.Scenarios)
 {
     var world = World.Generate(Scenarios.Create(name, options.Steps), lambda);
-    using var ours = LearningServiceStrategy.Create(world.Scenario);
+    using var ours = LearningServiceStrategy.Create(world.Scenario, samplingSeed: world.Scenario.Seed);
     IRoutingStrategy[] strategies =
     [
         new SeedRuleStrategy(world.Scenario.Arms),
@@ -49,7 +50,10 @@ foreach (var name in options.Scenarios)
     ];
     // Each strategy keeps its own state and the world is read-only, so they run side by side.
     var runs = await Task.WhenAll(strategies.Select(s => Task.Run(() => Simulation.RunAsync(world, s, CancellationToken.None))));
-    results.Add(new ScenarioResult(world, runs));
+    // Only ours samples, so only ours is run again with other sampling seeds; the other runs would come out the same.
+    var oursOverSamplingSeeds = await Task.WhenAll(Enumerable.Range(world.Scenario.Seed + 1, options.SamplingSeeds)
+        .Select(samplingSeed => Task.Run(() => RunOursAsync(world, samplingSeed))));
+    results.Add(new ScenarioResult(world, runs, oursOverSamplingSeeds));
     serviceStrategy = ours.ServiceStrategy;
 
     File.WriteAllText(ChartPath(name), RegretChart.Svg(results[^1]));
@@ -75,9 +79,10 @@ if (options.WriteReadme)
         .Append("```bash\n")
         .Append("dotnet run -c Release --project bench/Learning                        # every scenario, 4000 interactions each\n")
         .Append("dotnet run -c Release --project bench/Learning -- --scenario drift    # one scenario\n")
+        .Append("dotnet run -c Release --project bench/Learning -- --sampling-seeds 32 # ours over 32 more sampling seeds\n")
         .Append("dotnet run -c Release --project bench/Learning -- --write-readme      # rewrite this section\n")
         .Append("```\n\n")
-        .Append(Report.Method(options.Steps, lambda)).Append("\n\n")
+        .Append(Report.Method(options.Steps, lambda, options.SamplingSeeds)).Append("\n\n")
         .Append("The catalog of every scenario (true qualities, failure rates and latencies: `bench/Learning/Scenarios.cs`):\n\n")
         .Append(Report.Catalog(results[0].Scenario.Arms)).Append('\n')
         .Append(Invariant($"Measured {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC (`date -u`) on {MachineLine()}, .NET {Environment.Version}.\n{header}.\n\n"))
@@ -90,6 +95,12 @@ if (options.WriteReadme)
 return 0;
 
 string ChartPath(string scenario) => Path.Combine(resultsDirectory, $"regret-{scenario}.svg");
+
+static async Task<SamplingSeedRun> RunOursAsync(World world, int samplingSeed)
+{
+    using var strategy = LearningServiceStrategy.Create(world.Scenario, samplingSeed);
+    return new SamplingSeedRun(samplingSeed, await Simulation.RunAsync(world, strategy, CancellationToken.None));
+}
 
 // The repository is found from the build output, so the program writes to the same place from any directory.
 static string RepositoryRoot()

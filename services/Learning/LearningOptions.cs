@@ -51,7 +51,7 @@ public sealed class LearningOptions
     public int ExpectedOutputTokens { get; set; } = 500;
 
     /// <summary>Weight of the fast moving average that watches each arm for drift.</summary>
-    public double DriftSmoothing { get; set; } = 0.1;
+    public double DriftSmoothing { get; set; } = 0.2;
 
     /// <summary>
     /// How many standard errors the recent average reward may fall below the arm's estimate before its old
@@ -65,6 +65,12 @@ public sealed class LearningOptions
 
     /// <summary>Standard deviation assumed for the quality of one reply, in the detector's noise estimate.</summary>
     public double QualityNoise { get; set; } = 0.05;
+
+    /// <summary>
+    /// The smallest spread the detector assumes for one call's reward: an arm just forgiven, or one that has
+    /// never failed, looks nearly noiseless, and the first ordinary failure must not read as drift.
+    /// </summary>
+    public double DriftMinRewardSpread { get; set; } = 0.15;
 
     /// <summary>Calls observed since the last reset before the detector may fire.</summary>
     public int DriftMinSamples { get; set; } = 8;

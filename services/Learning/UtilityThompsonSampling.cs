@@ -96,7 +96,7 @@ public sealed class UtilityThompsonSampling(LearningOptions options)
         };
         // The moving average of a reward with the arm's expected variance has this standard error.
         var variance = (reliability * ((expectedQuality * expectedQuality) + (options.QualityNoise * options.QualityNoise))) - (expectedReward * expectedReward);
-        var standardError = Math.Sqrt(Math.Max(variance, 0) * smoothing / (2 - smoothing));
+        var standardError = Math.Sqrt(Math.Max(variance, options.DriftMinRewardSpread * options.DriftMinRewardSpread) * smoothing / (2 - smoothing));
         var drop = expectedReward - (recentSuccess * recentQuality);
         if (observed.RecentCount < options.DriftMinSamples || drop < options.DriftMinDrop || drop < options.DriftZ * standardError)
         {

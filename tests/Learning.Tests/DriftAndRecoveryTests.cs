@@ -41,6 +41,6 @@ public sealed class DriftAndRecoveryTests
 
         simulation.ChangeTruth("leader", successRate: 0.95, quality: 0.9);
         var recovered = await simulation.PlayAsync(100);
-        Assert.True(recovered.Skip(50).Count(m => m == "leader") >= 40, "the recovered leader did not win back its traffic");
+        Assert.True(recovered.Skip(50).Count(m => m == "leader") >= 40, $"the recovered leader did not win back its traffic: {string.Join(",", recovered.Select(m => m[0]))}");
     }
 }

@@ -33,9 +33,9 @@ internal sealed class LearningServiceStrategy : IRoutingStrategy, IDisposable
     /// <summary>The strategy name the service reports in its rank replies.</summary>
     public string ServiceStrategy { get; private set; } = string.Empty;
 
-    /// <summary>A fresh service with in-memory state per scenario, its sampling seeded from the scenario.</summary>
-    public static LearningServiceStrategy Create(Scenario scenario) =>
-        new(scenario, new LearningService(new InMemoryLearningStateStore(), Options.Create(new LearningOptions()), new Random(scenario.Seed)));
+    /// <summary>A fresh service with in-memory state, its Thompson sampling drawn from <paramref name="samplingSeed"/>.</summary>
+    public static LearningServiceStrategy Create(Scenario scenario, int samplingSeed) =>
+        new(scenario, new LearningService(new InMemoryLearningStateStore(), Options.Create(new LearningOptions()), new Random(samplingSeed)));
 
     public async ValueTask<IReadOnlyList<Arm>> RankAsync(Step step, CancellationToken cancellationToken)
     {
