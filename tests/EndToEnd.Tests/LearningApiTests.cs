@@ -100,6 +100,27 @@ public sealed class LearningApiTests
     }
 
     [Fact]
+    public async Task Feedback_scores_history_and_experiments_are_served_over_grpc_too()
+    {
+        await using var host = await TestHost.StartAsync(TestHost.NewDataDir(), TestCatalogs.Simulated());
+        var client = new PersistentAgents.Contracts.V1.Agents.AgentsClient(host.Grpc);
+        var reply = await client.CompleteAsync(new PersistentAgents.Contracts.V1.CompleteRequest { Agent = "remote", Prompt = "Classify this", TaskType = "classify" });
+
+        var first = await client.FeedbackAsync(new PersistentAgents.Contracts.V1.FeedbackRequest { Agent = "remote", InteractionId = reply.InteractionId, Score = 1 });
+        var second = await client.FeedbackAsync(new PersistentAgents.Contracts.V1.FeedbackRequest { Agent = "remote", InteractionId = reply.InteractionId, Score = 1 });
+        var history = await client.GetLearningHistoryAsync(new PersistentAgents.Contracts.V1.LearningHistoryRequest { Agent = "remote", TaskType = "classify" });
+        var bad = await Assert.ThrowsAsync<Grpc.Core.RpcException>(async () =>
+            await client.FeedbackAsync(new PersistentAgents.Contracts.V1.FeedbackRequest { Agent = "remote", InteractionId = reply.InteractionId, Score = 2 }));
+
+        Assert.True(first.Recorded);
+        Assert.False(second.Recorded);
+        Assert.Equal(reply.InteractionId, Assert.Single(history.Selections).InteractionId);
+        Assert.Equal(reply.Provider, history.Selections[0].Chosen.Provider);
+        Assert.Equal(Grpc.Core.StatusCode.InvalidArgument, bad.StatusCode);
+        Assert.Empty((await client.GetExperimentsAsync(new PersistentAgents.Contracts.V1.AgentExperimentsRequest { Agent = "remote" })).Experiments);
+    }
+
+    [Fact]
     public async Task An_experiment_splits_the_traffic_and_finds_the_better_variant_significant()
     {
         await using var host = await TestHost.StartAsync(TestHost.NewDataDir(), TestCatalogs.Simulated());
