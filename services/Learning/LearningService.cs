@@ -95,8 +95,11 @@ public sealed class LearningService : ILearningApi, IDisposable
                 var key = KeyOf(tenant, request.Agent, request.TaskType, context, candidate.Arm);
                 // A new arm starts from the catalog's word; it is stored with the group's next outcome, as is the
                 // catalog's latest price.
-                var arm = state.Arms.GetValueOrDefault(key) ?? ArmState.New(candidate.PriorQuality);
-                arm = state.Arms[key] = arm with { CatalogCost = maxCost > 0 ? eligibleArm.ExpectedCost / maxCost : 0 };
+                var arm = (state.Arms.Find(key) ?? ArmState.New(candidate.PriorQuality)) with
+                {
+                    CatalogCost = maxCost > 0 ? eligibleArm.ExpectedCost / maxCost : 0,
+                };
+                state.Arms[key] = arm;
                 var provider = _providers.GetValueOrDefault(candidate.Arm.Provider) ?? ProviderRecord.Healthy;
                 var providerDown = provider.ConsecutiveFailures >= _options.DownAfterFailures;
                 return (
@@ -136,7 +139,7 @@ public sealed class LearningService : ILearningApi, IDisposable
         {
             var state = await StateAsync(cancellationToken);
             var changed = state.Arms
-                .Where(a => a.Key.Group == group)
+                .InGroup(group)
                 .ToDictionary(a => a.Key, a => _bandit.Decay(a.Value));
             foreach (var attempt in request.Attempts)
             {
@@ -219,7 +222,7 @@ public sealed class LearningService : ILearningApi, IDisposable
         try
         {
             var state = await StateAsync(cancellationToken);
-            var arm = _bandit.ObserveFeedback(state.Arms.GetValueOrDefault(key) ?? ArmState.New(priorQuality: 0.5), request.Score);
+            var arm = _bandit.ObserveFeedback(state.Arms.Find(key) ?? ArmState.New(priorQuality: 0.5), request.Score);
             var changed = new Dictionary<ArmKey, ArmState> { [key] = arm };
             if (!await _store.TryApplyAsync(new LearningUpdate($"feedback:{request.InteractionId}", changed), cancellationToken))
             {
@@ -246,8 +249,8 @@ public sealed class LearningService : ILearningApi, IDisposable
         {
             var state = await StateAsync(cancellationToken);
             scores = [.. state.Arms
-                .Where(a => a.Key.Tenant == tenant && a.Key.Agent == request.Agent
-                            && (request.TaskType.Length == 0 || a.Key.TaskType == request.TaskType))
+                .OfAgent(tenant, request.Agent)
+                .Where(a => request.TaskType.Length == 0 || a.Key.TaskType == request.TaskType)
                 .Select(a => ScoreOf(a.Key, a.Value, lambda))];
         }
         finally
@@ -370,7 +373,7 @@ public sealed class LearningService : ILearningApi, IDisposable
                 continue;
             }
 
-            foreach (var (key, arm) in state.Arms.Where(a => a.Key.Provider == attempt.Arm.Provider).ToList())
+            foreach (var (key, arm) in state.Arms.All.Where(a => a.Key.Provider == attempt.Arm.Provider).ToList())
             {
                 var current = changed.GetValueOrDefault(key) ?? arm;
                 if (_bandit.IsDown(current))
@@ -435,7 +438,7 @@ public sealed class LearningService : ILearningApi, IDisposable
         if (_state is null)
         {
             var snapshot = await _store.LoadAsync(cancellationToken);
-            _state = new State(new Dictionary<ArmKey, ArmState>(snapshot.Arms), [.. snapshot.Experiments], new Dictionary<VariantKey, VariantTally>(snapshot.Tallies));
+            _state = new State(new ArmTable(snapshot.Arms), [.. snapshot.Experiments], new Dictionary<VariantKey, VariantTally>(snapshot.Tallies));
         }
 
         return _state;
@@ -451,5 +454,5 @@ public sealed class LearningService : ILearningApi, IDisposable
         public static readonly ProviderRecord Healthy = new(0, 0);
     }
 
-    private sealed record State(Dictionary<ArmKey, ArmState> Arms, List<Experiment> Experiments, Dictionary<VariantKey, VariantTally> Tallies);
+    private sealed record State(ArmTable Arms, List<Experiment> Experiments, Dictionary<VariantKey, VariantTally> Tallies);
 }
