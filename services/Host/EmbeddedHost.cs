@@ -83,7 +83,7 @@ public static class EmbeddedHost
 
         // Learning: bandit state in SQLite, outcomes from the in-process bus.
         var learningDb = new SqliteDatabase(Path.Combine(dataDir, "learning.db"), SqliteLearningStateStore.Schema);
-        services.AddSingleton<ILearningStateStore>(_ => new SqliteLearningStateStore(learningDb));
+        services.AddSingleton<ILearningStateStore>(sp => new SqliteLearningStateStore(learningDb, sp.GetRequiredService<IOptions<LearningOptions>>().Value.HistoryPerAgent));
         services.AddSingleton<ILearningApi, LearningService>();
 
         // Agents: aggregate state in SQLite, turns serialised per agent in process.

@@ -93,6 +93,9 @@ public sealed class SidecarDouble : IAsyncDisposable
     /// <summary>Runs before a SaveState is applied: lets a test slip in another writer between a read and a write.</summary>
     public Func<Autogen.SaveStateRequest, Task>? BeforeSave { get; set; }
 
+    /// <summary>Runs before a state transaction is applied, as <see cref="BeforeSave"/> does for a save.</summary>
+    public Func<Autogen.ExecuteStateTransactionRequest, Task>? BeforeTransaction { get; set; }
+
     private static readonly HashSet<string> Served =
     [
         $"/{ServiceName}/GetState", $"/{ServiceName}/GetBulkState", $"/{ServiceName}/SaveState",
@@ -292,8 +295,13 @@ public sealed class SidecarDouble : IAsyncDisposable
         return new Empty();
     }
 
-    internal Empty ExecuteStateTransaction(Autogen.ExecuteStateTransactionRequest request)
+    internal async Task<Empty> ExecuteStateTransactionAsync(Autogen.ExecuteStateTransactionRequest request)
     {
+        if (BeforeTransaction is { } hook)
+        {
+            await hook(request);
+        }
+
         lock (_stateLock)
         {
             foreach (var operation in request.Operations)
@@ -471,7 +479,7 @@ public sealed class SidecarDouble : IAsyncDisposable
             Add(context, "SaveState", Autogen.SaveStateRequest.Parser, (s, r, _) => s.Sidecar.SaveStateAsync(r));
             Add(context, "DeleteState", Autogen.DeleteStateRequest.Parser, (s, r, _) => Task.FromResult(s.Sidecar.DeleteState(r)));
             Add(context, "DeleteBulkState", Autogen.DeleteBulkStateRequest.Parser, (s, r, _) => Task.FromResult(s.Sidecar.DeleteBulkState(r)));
-            Add(context, "ExecuteStateTransaction", Autogen.ExecuteStateTransactionRequest.Parser, (s, r, _) => Task.FromResult(s.Sidecar.ExecuteStateTransaction(r)));
+            Add(context, "ExecuteStateTransaction", Autogen.ExecuteStateTransactionRequest.Parser, (s, r, _) => s.Sidecar.ExecuteStateTransactionAsync(r));
             Add(context, "InvokeBinding", Autogen.InvokeBindingRequest.Parser, (s, r, c) => s.Sidecar.InvokeBindingAsync(r, c.CancellationToken));
         }
 
