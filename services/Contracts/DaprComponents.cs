@@ -23,6 +23,24 @@ public static class DaprComponents
         public const string Gateway = "gateway";
     }
 
+    /// <summary>
+    /// Where each service listens in distributed mode (dapr.yaml, docker-compose.yml and the Helm chart use
+    /// the same numbers). memory, learning and gateway serve cleartext HTTP/2 (app-protocol grpc); agents
+    /// serves HTTP/1.1 on its app port (actors, REST, its agent-tasks subscription; app-protocol http) and
+    /// its public gRPC API on a second, HTTP/2 port, since Kestrel cannot serve both on one cleartext port.
+    /// </summary>
+    public static class AppPorts
+    {
+        public const int Agents = 5100;
+        public const int AgentsGrpc = 5110;
+        public const int Memory = 5101;
+        public const int Learning = 5102;
+        public const int Gateway = 5103;
+    }
+
+    /// <summary>The Dapr Configuration every app runs with (components/config.yaml).</summary>
+    public const string Configuration = "agent-config";
+
     /// <param name="Name">The component's metadata.name.</param>
     /// <param name="TypePrefix">What its spec.type must start with, e.g. "state." or "bindings.".</param>
     /// <param name="Apps">App ids that must be in its scopes.</param>
