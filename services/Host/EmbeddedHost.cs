@@ -74,12 +74,8 @@ public static class EmbeddedHost
         services.AddSingleton<IVectorStore>(sp => sp.GetRequiredService<InProcessVectorIndex>());
         services.AddHostedService<VectorIndexSnapshotter>();
         services.AddSingleton<IEpisodeStore>(_ => new FileEpisodeStore(dataDir));
-        services.AddSingleton(sp => Embedder(sp.GetRequiredService<IOptions<MemoryOptions>>().Value.Embeddings, sp.GetRequiredService<ISecretSource>()));
-        services.AddSingleton<MemoryService>();
-        services.AddSingleton<IMemoryApi>(sp => sp.GetRequiredService<MemoryService>());
+        services.AddMemoryService((sp, name) => sp.GetRequiredService<ISecretSource>().GetSecret(name));
         services.AddHostedService<WorkingMemorySweeper>();
-        services.AddSingleton<EpisodeMaintenance>();
-        services.AddHostedService<EpisodeMaintenanceService>();
 
         // Learning: bandit state in SQLite, outcomes from the in-process bus.
         var learningDb = new SqliteDatabase(Path.Combine(dataDir, "learning.db"), SqliteLearningStateStore.Schema);
@@ -105,7 +101,8 @@ public static class EmbeddedHost
 
         services.AddGrpc(options => options.EnableDetailedErrors = false).AddJsonTranscoding();
         services.AddGrpcReflection();
-        services.AddGrpcHealthChecks();
+        // With no check registered the gRPC health service answers "unknown"; a process that serves is up.
+        services.AddGrpcHealthChecks().AddCheck("self", () => Microsoft.Extensions.Diagnostics.HealthChecks.HealthCheckResult.Healthy());
 
         var app = builder.Build();
         app.UseMiddleware<CompleteStreamSseMiddleware>();
@@ -122,14 +119,6 @@ public static class EmbeddedHost
         app.Lifetime.ApplicationStarted.Register(() => LogStart(app, dataDir, catalogPath));
         return app;
     }
-
-    /// <summary>An OpenAI-compatible embeddings endpoint when one is configured with its key, else the local embedder.</summary>
-    private static IEmbeddingGenerator<string, Embedding<float>> Embedder(EmbeddingEndpointOptions? endpoint, ISecretSource secrets) =>
-        endpoint?.Endpoint is { Length: > 0 } address && secrets.GetSecret(endpoint.ApiKeySecret) is { } key
-            ? new OpenAI.OpenAIClient(new System.ClientModel.ApiKeyCredential(key), new OpenAI.OpenAIClientOptions { Endpoint = new Uri(address) })
-                .GetEmbeddingClient(endpoint.Model)
-                .AsIEmbeddingGenerator(HashedNGramEmbedder.DefaultDimensions)
-            : new HashedNGramEmbedder();
 
     /// <summary>
     /// REST and gRPC share <paramref name="urls"/> when they are https (ALPN picks the protocol). Kestrel
