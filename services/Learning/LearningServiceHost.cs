@@ -1,0 +1,35 @@
+using Microsoft.AspNetCore.Builder;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Options;
+using PersistentAgents.Contracts;
+using PersistentAgents.Learning.Dapr;
+using PersistentAgents.ServiceHosting;
+
+namespace PersistentAgents.Learning;
+
+/// <summary>
+/// The learning service on its own (distributed mode): its gRPC API for the agents service, its state on
+/// the <c>learning-state</c> store, and <c>interaction-completed</c> events from <c>agent-pubsub</c> through
+/// its sidecar's app callback.
+/// </summary>
+public static class LearningServiceHost
+{
+    /// <param name="overrides">Replaces registrations after the composition (tests point the Dapr client at a double).</param>
+    public static WebApplication Build(string[] args, Action<IServiceCollection>? overrides = null)
+    {
+        var builder = GrpcServiceHost.CreateBuilder(args, DaprComponents.AppPorts.Learning);
+        var services = builder.Services;
+        services.Configure<LearningOptions>(builder.Configuration.GetSection("Learning"));
+        services.AddDaprLearningState();
+        services.AddSingleton<ILearningApi>(sp => new LearningService(
+            sp.GetRequiredService<ILearningStateStore>(), sp.GetRequiredService<IOptions<LearningOptions>>(), Random.Shared, TimeProvider.System));
+        overrides?.Invoke(services);
+
+        var app = builder.Build();
+        app.MapGrpcService<LearningGrpcService>();
+        app.MapGrpcService<LearningAppCallback>();
+        app.MapServiceDefaults();
+        return app;
+    }
+}
