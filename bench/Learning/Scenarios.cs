@@ -5,7 +5,7 @@ namespace PersistentAgents.Bench.Learning;
 
 /// <summary>
 /// The shipped scenarios. Every one uses the same four-arm catalog, listed in the order of the project's own
-/// catalog (services/Host/catalog.yaml: frontier, balanced, budget) with a second mid-priced provider added at
+/// catalog (services/Gateway/catalog.yaml: frontier, balanced, budget) with a second mid-priced provider added at
 /// the end. Quality noise, failure rates of 2–6 % and a utility gap of a few hundredths between the best arm
 /// and the runner-up keep the learning problem honest: nothing is won by a mile.
 /// </summary>

@@ -13,6 +13,7 @@ public static class DaprComponents
     public const string LearningState = "learning-state";
     public const string PubSub = "agent-pubsub";
     public const string Secrets = "agent-secrets";
+    public const string GatewayState = "gateway-state";
 
     /// <summary>Dapr app ids (design §3).</summary>
     public static class Apps
@@ -55,5 +56,6 @@ public static class DaprComponents
         new(LearningState, "state.", [Apps.Learning]),
         new(PubSub, "pubsub.", [Apps.Agents, Apps.Learning, Apps.Gateway]),
         new(Secrets, "secretstores.", [Apps.Gateway]),
+        new(GatewayState, "state.", [Apps.Gateway]),
     ];
 }

@@ -1,3 +1,5 @@
+using PersistentAgents.Embeddings;
+
 namespace PersistentAgents.Memory;
 
 public sealed class MemoryOptions
@@ -28,15 +30,4 @@ public sealed class MemoryOptions
 
     /// <summary>An OpenAI-compatible embeddings endpoint; when unset, or its key is missing, the local embedder is used.</summary>
     public EmbeddingEndpointOptions? Embeddings { get; set; }
-}
-
-public sealed class EmbeddingEndpointOptions
-{
-    /// <summary>Base address, e.g. https://api.openai.com/v1.</summary>
-    public string? Endpoint { get; set; }
-
-    public string Model { get; set; } = "text-embedding-3-small";
-
-    /// <summary>The secret (environment variable in embedded mode) holding the API key.</summary>
-    public string ApiKeySecret { get; set; } = "OPENAI_API_KEY";
 }

@@ -1,3 +1,4 @@
+using PersistentAgents.Embeddings;
 using System.Globalization;
 using Google.Protobuf.WellKnownTypes;
 using Grpc.Core;

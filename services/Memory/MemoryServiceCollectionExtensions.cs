@@ -1,7 +1,7 @@
-using Microsoft.Extensions.AI;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Options;
 using PersistentAgents.Contracts;
+using PersistentAgents.Embeddings;
 
 namespace PersistentAgents.Memory;
 
@@ -15,19 +15,11 @@ public static class MemoryServiceCollectionExtensions
     public static IServiceCollection AddMemoryService(this IServiceCollection services, Func<IServiceProvider, string, string?> secret)
     {
         ArgumentNullException.ThrowIfNull(services);
-        services.AddSingleton(sp => Embedder(sp.GetRequiredService<IOptions<MemoryOptions>>().Value.Embeddings, name => secret(sp, name)));
+        services.AddSingleton(sp => Embedders.Create(sp.GetRequiredService<IOptions<MemoryOptions>>().Value.Embeddings, name => secret(sp, name)));
         services.AddSingleton<MemoryService>();
         services.AddSingleton<IMemoryApi>(sp => sp.GetRequiredService<MemoryService>());
         services.AddSingleton<EpisodeMaintenance>();
         services.AddHostedService<EpisodeMaintenanceService>();
         return services;
     }
-
-    /// <summary>An OpenAI-compatible embeddings endpoint when one is configured with its key, else the local embedder.</summary>
-    private static IEmbeddingGenerator<string, Embedding<float>> Embedder(EmbeddingEndpointOptions? endpoint, Func<string, string?> secret) =>
-        endpoint?.Endpoint is { Length: > 0 } address && secret(endpoint.ApiKeySecret) is { } key
-            ? new OpenAI.OpenAIClient(new System.ClientModel.ApiKeyCredential(key), new OpenAI.OpenAIClientOptions { Endpoint = new Uri(address) })
-                .GetEmbeddingClient(endpoint.Model)
-                .AsIEmbeddingGenerator(HashedNGramEmbedder.DefaultDimensions)
-            : new HashedNGramEmbedder();
 }

@@ -1,3 +1,4 @@
+using PersistentAgents.Embeddings;
 using System.Text;
 using System.Text.Json;
 using Microsoft.Extensions.Time.Testing;

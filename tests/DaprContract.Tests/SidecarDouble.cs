@@ -28,6 +28,9 @@ public sealed record StateCall(
     string Outcome);
 
 /// <summary>What the double received on one output binding call.</summary>
+/// <summary>One event as the app handed it to its sidecar; the sidecar wraps it in a CloudEvent.</summary>
+public sealed record PublishedEvent(string PubSub, string Topic, string ContentType, byte[] Data, IReadOnlyDictionary<string, string> Metadata);
+
 public sealed record BindingCall(string Name, string Operation, IReadOnlyDictionary<string, string> Metadata, byte[] Data, string Outcome);
 
 /// <summary>An output binding behind the double: it answers as the real binding would, or throws <see cref="BindingFailedException"/>.</summary>
@@ -61,6 +64,8 @@ public sealed class SidecarDouble : IAsyncDisposable
     private readonly ConcurrentQueue<StateCall> _stateCalls = new();
     private readonly ConcurrentQueue<BindingCall> _bindingCalls = new();
     private readonly ConcurrentQueue<string> _paths = new();
+    private readonly ConcurrentQueue<PublishedEvent> _published = new();
+    private readonly ConcurrentDictionary<(string Store, string Name), string> _secrets = new();
     private readonly Lock _stateLock = new();
     private readonly Dictionary<(string Store, string Key), StoredState> _state = [];
     private long _nextEtag;
@@ -100,7 +105,7 @@ public sealed class SidecarDouble : IAsyncDisposable
     [
         $"/{ServiceName}/GetState", $"/{ServiceName}/GetBulkState", $"/{ServiceName}/SaveState",
         $"/{ServiceName}/DeleteState", $"/{ServiceName}/DeleteBulkState", $"/{ServiceName}/ExecuteStateTransaction",
-        $"/{ServiceName}/InvokeBinding", "/v1.0/healthz", "/v1.0/healthz/outbound", "/v1.0/metadata",
+        $"/{ServiceName}/InvokeBinding", $"/{ServiceName}/GetSecret", $"/{ServiceName}/PublishEvent", "/v1.0/healthz", "/v1.0/healthz/outbound", "/v1.0/metadata",
     ];
 
     public static async Task<SidecarDouble> StartAsync(TimeProvider clock)
@@ -150,6 +155,12 @@ public sealed class SidecarDouble : IAsyncDisposable
 
     /// <summary>Puts an output binding behind the component name.</summary>
     public void AddBinding(string name, IBindingBackend backend) => _bindings[name] = backend;
+
+    /// <summary>Events published through the sidecar, in order.</summary>
+    public IReadOnlyList<PublishedEvent> Published => [.. _published];
+
+    /// <summary>Puts a secret in a secret store.</summary>
+    public void AddSecret(string store, string name, string value) => _secrets[(store, name)] = value;
 
     /// <summary>The live (unexpired) value of a key, or null.</summary>
     public byte[]? StateValue(string store, string key)
@@ -458,6 +469,25 @@ public sealed class SidecarDouble : IAsyncDisposable
         }
     }
 
+    // ---- secrets and pub/sub -------------------------------------------------------------------------
+
+    internal Autogen.GetSecretResponse GetSecret(Autogen.GetSecretRequest request)
+    {
+        // A missing secret is an error from the local file and Kubernetes stores alike.
+        if (!_secrets.TryGetValue((request.StoreName, request.Key), out var value))
+        {
+            throw new RpcException(new Status(StatusCode.Internal, $"failed getting secret with key {request.Key} from secret store {request.StoreName}: secret {request.Key} not found"));
+        }
+
+        return new Autogen.GetSecretResponse { Data = { [request.Key] = value } };
+    }
+
+    internal Google.Protobuf.WellKnownTypes.Empty PublishEvent(Autogen.PublishEventRequest request)
+    {
+        _published.Enqueue(new PublishedEvent(request.PubsubName, request.Topic, request.DataContentType, request.Data.ToByteArray(), new Dictionary<string, string>(request.Metadata)));
+        return new Google.Protobuf.WellKnownTypes.Empty();
+    }
+
     private sealed record StoredState(byte[] Value, string Etag, DateTimeOffset? ExpiresAt);
 
     /// <summary>The gRPC service instance; its methods forward to the sidecar.</summary>
@@ -481,6 +511,8 @@ public sealed class SidecarDouble : IAsyncDisposable
             Add(context, "DeleteBulkState", Autogen.DeleteBulkStateRequest.Parser, (s, r, _) => Task.FromResult(s.Sidecar.DeleteBulkState(r)));
             Add(context, "ExecuteStateTransaction", Autogen.ExecuteStateTransactionRequest.Parser, (s, r, _) => s.Sidecar.ExecuteStateTransactionAsync(r));
             Add(context, "InvokeBinding", Autogen.InvokeBindingRequest.Parser, (s, r, c) => s.Sidecar.InvokeBindingAsync(r, c.CancellationToken));
+            Add(context, "GetSecret", Autogen.GetSecretRequest.Parser, (s, r, _) => Task.FromResult(s.Sidecar.GetSecret(r)));
+            Add(context, "PublishEvent", Autogen.PublishEventRequest.Parser, (s, r, _) => Task.FromResult(s.Sidecar.PublishEvent(r)));
         }
 
         private static void Add<TRequest, TResponse>(

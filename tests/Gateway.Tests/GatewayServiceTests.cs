@@ -1,3 +1,4 @@
+using PersistentAgents.Embeddings;
 using System.Diagnostics;
 using Google.Protobuf;
 using Microsoft.Extensions.Logging.Abstractions;

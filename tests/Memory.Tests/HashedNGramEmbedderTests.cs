@@ -1,3 +1,4 @@
+using PersistentAgents.Embeddings;
 using System.Numerics.Tensors;
 using Microsoft.Extensions.AI;
 

@@ -1,3 +1,4 @@
+using PersistentAgents.Embeddings;
 using Microsoft.Extensions.Options;
 using Microsoft.Extensions.Time.Testing;
 using PersistentAgents.Contracts.V1;

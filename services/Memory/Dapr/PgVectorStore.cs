@@ -1,3 +1,4 @@
+using PersistentAgents.Embeddings;
 using System.Globalization;
 using System.Text;
 using System.Text.Json;

@@ -1,3 +1,4 @@
+using PersistentAgents.Embeddings;
 using System.Collections.Concurrent;
 using System.Numerics.Tensors;
 using System.Runtime.InteropServices;

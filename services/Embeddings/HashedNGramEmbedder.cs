@@ -2,7 +2,7 @@ using System.Numerics.Tensors;
 using System.Text;
 using Microsoft.Extensions.AI;
 
-namespace PersistentAgents.Memory;
+namespace PersistentAgents.Embeddings;
 
 /// <summary>
 /// A local embedder that needs no model download: words, word pairs and character trigrams are hashed

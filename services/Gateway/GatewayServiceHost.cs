@@ -1,0 +1,49 @@
+using PersistentAgents.Embeddings;
+using Dapr.Client;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Logging;
+using PersistentAgents.Contracts;
+using PersistentAgents.Gateway.Catalog;
+using PersistentAgents.Gateway.Dapr;
+using PersistentAgents.Gateway.Providers;
+using PersistentAgents.ServiceHosting;
+
+namespace PersistentAgents.Gateway;
+
+/// <summary>
+/// The gateway on its own (distributed mode): its gRPC API for the agents service, provider keys from the
+/// <c>agent-secrets</c> store, spend on <c>gateway-state</c>, <c>provider-health</c> events on
+/// <c>agent-pubsub</c>, all through its sidecar. The catalog is <c>--catalog</c> or the one beside the binary.
+/// </summary>
+public static class GatewayServiceHost
+{
+    /// <param name="overrides">Replaces registrations after the composition (tests point the Dapr client at a double).</param>
+    public static WebApplication Build(string[] args, Action<IServiceCollection>? overrides = null)
+    {
+        var builder = GrpcServiceHost.CreateBuilder(args, DaprComponents.AppPorts.Gateway);
+        var catalogPath = builder.Configuration["catalog"] ?? Path.Combine(AppContext.BaseDirectory, "catalog.yaml");
+        var services = builder.Services;
+        services.TryAddSingleton(TimeProvider.System);
+        services.Configure<ResilienceOptions>(builder.Configuration.GetSection("Resilience"));
+        services.Configure<ResponseCacheOptions>(builder.Configuration.GetSection("Cache"));
+        services.Configure<BudgetOptions>(builder.Configuration.GetSection("Budgets"));
+        services.TryAddSingleton(_ => new DaprClientBuilder().Build());
+        services.AddSingleton<ISecretSource>(sp => new DaprSecretSource(sp.GetRequiredService<DaprClient>()));
+        services.AddSingleton<ISpendStore>(sp => new DaprSpendStore(sp.GetRequiredService<DaprClient>()));
+        services.AddSingleton<IEventPublisher>(sp => new DaprEventPublisher(sp.GetRequiredService<DaprClient>()));
+        // The semantic response cache compares prompts with the local embedder.
+        services.TryAddSingleton<Microsoft.Extensions.AI.IEmbeddingGenerator<string, Microsoft.Extensions.AI.Embedding<float>>>(new Embeddings.HashedNGramEmbedder());
+        services.AddGateway(ProviderCatalog.Load(catalogPath));
+        overrides?.Invoke(services);
+
+        var app = builder.Build();
+        app.MapGrpcService<GatewayGrpcService>();
+        app.MapServiceDefaults();
+        app.Lifetime.ApplicationStarted.Register(() => app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("PersistentAgents.Gateway")
+            .LogInformation("Gateway service (distributed mode) on {Urls}; catalog {Catalog}", string.Join(", ", app.Urls), catalogPath));
+        return app;
+    }
+}
