@@ -1,3 +1,4 @@
+using Yarp.ReverseProxy.Forwarder;
 using System.Collections.Concurrent;
 using System.Globalization;
 using System.Net;
@@ -65,6 +66,9 @@ public sealed class SidecarDouble : IAsyncDisposable
     private readonly ConcurrentQueue<BindingCall> _bindingCalls = new();
     private readonly ConcurrentQueue<string> _paths = new();
     private readonly ConcurrentQueue<PublishedEvent> _published = new();
+    private readonly ConcurrentQueue<(string AppId, string Path)> _invocations = new();
+    private readonly ConcurrentDictionary<string, Uri> _apps = new(StringComparer.Ordinal);
+    private readonly HttpMessageInvoker _forwardingClient = new(new SocketsHttpHandler { UseProxy = false, AllowAutoRedirect = false, UseCookies = false });
     private readonly ConcurrentDictionary<(string Store, string Name), string> _secrets = new();
     private readonly Lock _stateLock = new();
     private readonly Dictionary<(string Store, string Key), StoredState> _state = [];
@@ -126,7 +130,13 @@ public sealed class SidecarDouble : IAsyncDisposable
                 http = o;
             });
         });
-        builder.Services.AddGrpc(o => o.EnableDetailedErrors = true);
+        // Unknown services are not answered "unimplemented": they are other apps' methods, proxied below.
+        builder.Services.AddGrpc(o =>
+        {
+            o.EnableDetailedErrors = true;
+            o.IgnoreUnknownServices = true;
+        });
+        builder.Services.AddHttpForwarder();
         builder.Services.AddSingleton<IServiceMethodProvider<DaprService>, DaprMethodProvider>();
         builder.Services.AddSingleton<DaprService>();
 
@@ -142,6 +152,7 @@ public sealed class SidecarDouble : IAsyncDisposable
         app.MapGet("/v1.0/healthz", () => Results.NoContent());
         app.MapGet("/v1.0/healthz/outbound", () => Results.NoContent());
         app.MapGet("/v1.0/metadata", () => Results.Json(new { id = "memory" }));
+        app.Map("/{**path}", sidecar.ProxyInvocationAsync);
 
         await app.StartAsync();
         sidecar.GrpcPort = grpc!.IPEndPoint!.Port;
@@ -155,6 +166,12 @@ public sealed class SidecarDouble : IAsyncDisposable
 
     /// <summary>Puts an output binding behind the component name.</summary>
     public void AddBinding(string name, IBindingBackend backend) => _bindings[name] = backend;
+
+    /// <summary>gRPC calls proxied to other apps (service invocation), in order: the target app id and the method path.</summary>
+    public IReadOnlyList<(string AppId, string Path)> Invocations => [.. _invocations];
+
+    /// <summary>Makes an app reachable by service invocation through this sidecar.</summary>
+    public void RegisterApp(string appId, Uri address) => _apps[appId] = address;
 
     /// <summary>Events published through the sidecar, in order.</summary>
     public IReadOnlyList<PublishedEvent> Published => [.. _published];
@@ -202,6 +219,7 @@ public sealed class SidecarDouble : IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         Client?.Dispose();
+        _forwardingClient.Dispose();
         await _app.StopAsync();
         await _app.DisposeAsync();
     }
@@ -486,6 +504,27 @@ public sealed class SidecarDouble : IAsyncDisposable
     {
         _published.Enqueue(new PublishedEvent(request.PubsubName, request.Topic, request.DataContentType, request.Data.ToByteArray(), new Dictionary<string, string>(request.Metadata)));
         return new Google.Protobuf.WellKnownTypes.Empty();
+    }
+
+    // ---- service invocation -------------------------------------------------------------------------
+
+    /// <summary>
+    /// gRPC service invocation as daprd does it: a call to the sidecar's gRPC port naming another app in its
+    /// <c>dapr-app-id</c> metadata is forwarded, as it is, to that app.
+    /// </summary>
+    private async Task ProxyInvocationAsync(HttpContext context, IHttpForwarder forwarder)
+    {
+        var appId = context.Request.Headers["dapr-app-id"].ToString();
+        var path = context.Request.Path.Value ?? "";
+        if (appId.Length == 0 || !_apps.TryGetValue(appId, out var address))
+        {
+            context.Response.StatusCode = StatusCodes.Status404NotFound;
+            return;
+        }
+
+        _invocations.Enqueue((appId, path));
+        await forwarder.SendAsync(context, address.ToString(), _forwardingClient,
+            new ForwarderRequestConfig { Version = System.Net.HttpVersion.Version20, VersionPolicy = HttpVersionPolicy.RequestVersionExact });
     }
 
     private sealed record StoredState(byte[] Value, string Etag, DateTimeOffset? ExpiresAt);
