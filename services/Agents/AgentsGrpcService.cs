@@ -12,7 +12,6 @@ namespace PersistentAgents.Agents;
 /// </summary>
 public sealed class AgentsGrpcService(
     IAgentInvoker invoker,
-    IAgentStateStore state,
     IMemoryApi memory,
     ILearningApi learning,
     IGatewayApi gateway,
@@ -247,6 +246,6 @@ public sealed class AgentsGrpcService(
     }
 
     private async Task<AgentAggregate> LoadExistingAsync(AgentId agent, CancellationToken cancellationToken) =>
-        await state.LoadAsync(agent, cancellationToken)
+        await invoker.LoadAsync(agent, cancellationToken)
         ?? throw new RpcException(new Status(StatusCode.NotFound, $"agent: '{agent.Name}' has no interactions yet"));
 }

@@ -13,4 +13,7 @@ public interface IAgentInvoker
 
     /// <summary>Forgets the agent, as a turn of its own so that it never interleaves with a completion.</summary>
     Task<PurgeReply> PurgeAsync(AgentId agent, CancellationToken cancellationToken);
+
+    /// <summary>The agent's aggregate statistics; null when it has had no interaction.</summary>
+    Task<AgentAggregate?> LoadAsync(AgentId agent, CancellationToken cancellationToken);
 }

@@ -16,6 +16,7 @@ using PersistentAgents.Learning;
 using PersistentAgents.Learning.Embedded;
 using PersistentAgents.Memory;
 using PersistentAgents.Memory.Embedded;
+using PersistentAgents.ServiceHosting;
 
 namespace PersistentAgents.Host;
 
@@ -32,18 +33,14 @@ public static class EmbeddedHost
     public static WebApplication Build(string[] args, Action<IServiceCollection>? overrides = null)
     {
         // Settings ship beside the binary, so the host behaves the same from whatever folder it is started.
-        // --urls is taken here rather than by the web host, which would bind it and then warn that the
-        // explicit endpoints below override it.
-        var urlsAt = Array.FindIndex(args, a => a == "--urls");
-        var urls = urlsAt >= 0 && urlsAt + 1 < args.Length ? args[urlsAt + 1] : null;
-        var hostArgs = urlsAt >= 0 ? [.. args[..urlsAt], .. args[Math.Min(args.Length, urlsAt + 2)..]] : args;
+        var (urls, hostArgs) = KestrelEndpoints.TakeUrls(args);
         var builder = WebApplication.CreateBuilder(new WebApplicationOptions { Args = hostArgs, ContentRootPath = AppContext.BaseDirectory });
         var dataDir = Path.GetFullPath(builder.Configuration["data-dir"] ?? "data");
         var catalogPath = builder.Configuration["catalog"] ?? Path.Combine(AppContext.BaseDirectory, "catalog.yaml");
         var catalog = ProviderCatalog.Load(catalogPath);
         Directory.CreateDirectory(dataDir);
 
-        ListenOn(builder, urls ?? builder.Configuration[WebHostDefaults.ServerUrlsKey] ?? DefaultUrl, builder.Configuration["grpc-urls"] ?? DefaultGrpcUrl);
+        KestrelEndpoints.Listen(builder, urls ?? builder.Configuration[WebHostDefaults.ServerUrlsKey] ?? DefaultUrl, builder.Configuration["grpc-urls"] ?? DefaultGrpcUrl);
 
         var services = builder.Services;
         services.AddSingleton(TimeProvider.System);
@@ -99,19 +96,13 @@ public static class EmbeddedHost
 
         overrides?.Invoke(services);
 
-        services.AddGrpc(options => options.EnableDetailedErrors = false).AddJsonTranscoding();
-        services.AddGrpcReflection();
-        // With no check registered the gRPC health service answers "unknown"; a process that serves is up.
-        services.AddGrpcHealthChecks().AddCheck("self", () => Microsoft.Extensions.Diagnostics.HealthChecks.HealthCheckResult.Healthy());
+        services.AddAgentsPublicApi();
+        services.AddServingHealthChecks();
 
         var app = builder.Build();
-        app.UseMiddleware<CompleteStreamSseMiddleware>();
-        app.UseRouting();
-        app.UseMiddleware<JsonRequestShapeMiddleware>(new[] { AgentsReflection.Descriptor }.AsEnumerable());
+        app.MapAgentsPublicApi();
         // Only the public API: memory, learning and gateway are called in process here and have no
         // tenant checks of their own, so exposing them would let a caller step around the agents.
-        app.MapGrpcService<AgentsGrpcService>();
-        app.MapGrpcReflectionService();
         app.MapGrpcHealthChecksService();
         app.MapOpenAiCompatibleApi();
         app.MapGatewayAdminApi();
@@ -119,48 +110,6 @@ public static class EmbeddedHost
         app.Lifetime.ApplicationStarted.Register(() => LogStart(app, dataDir, catalogPath));
         return app;
     }
-
-    /// <summary>
-    /// REST and gRPC share <paramref name="urls"/> when they are https (ALPN picks the protocol). Kestrel
-    /// cannot tell HTTP/1.1 from cleartext HTTP/2 on one port (dotnet/aspnetcore#56984), so cleartext gRPC
-    /// clients also get <paramref name="grpcUrls"/>, HTTP/2 only.
-    /// </summary>
-    private static void ListenOn(WebApplicationBuilder builder, string urls, string grpcUrls)
-    {
-        var endpoints = Split(urls).Select(url => (Url: new Uri(url), Protocols: HttpProtocols.Http1AndHttp2))
-            .Concat(Split(grpcUrls).Select(url => (Url: new Uri(url), Protocols: HttpProtocols.Http2)))
-            .ToList();
-        builder.WebHost.ConfigureKestrel(kestrel =>
-        {
-            foreach (var (url, protocols) in endpoints)
-            {
-                void Configure(ListenOptions listen)
-                {
-                    var https = url.Scheme == Uri.UriSchemeHttps;
-                    listen.Protocols = https || protocols == HttpProtocols.Http2 ? protocols : HttpProtocols.Http1;
-                    if (https)
-                    {
-                        listen.UseHttps();
-                    }
-                }
-
-                switch (url.Host)
-                {
-                    case "localhost":
-                        kestrel.ListenLocalhost(url.Port, Configure);
-                        break;
-                    case "*" or "+" or "0.0.0.0" or "[::]":
-                        kestrel.ListenAnyIP(url.Port, Configure);
-                        break;
-                    default:
-                        kestrel.Listen(System.Net.IPAddress.Parse(url.Host.Trim('[', ']')), url.Port, Configure);
-                        break;
-                }
-            }
-        });
-    }
-
-    private static string[] Split(string urls) => urls.Split(';', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
 
     private static void LogStart(WebApplication app, string dataDir, string catalogPath)
     {

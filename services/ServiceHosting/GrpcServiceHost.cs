@@ -25,12 +25,19 @@ public static class GrpcServiceHost
         builder.WebHost.ConfigureKestrel(kestrel => kestrel.ConfigureEndpointDefaults(listen => listen.Protocols = HttpProtocols.Http2));
         builder.Services.AddGrpc(options => options.EnableDetailedErrors = false);
         builder.Services.AddGrpcReflection();
-        // With no check registered the gRPC health service answers "unknown"; a process that serves is up.
-        builder.Services.AddGrpcHealthChecks().AddCheck("self", () => HealthCheckResult.Healthy());
-        // The first health result is published at start rather than after the default 5 s, so a readiness
-        // probe does not read "unknown" from a service that is up.
-        builder.Services.Configure<HealthCheckPublisherOptions>(options => options.Delay = TimeSpan.Zero);
+        builder.Services.AddServingHealthChecks();
         return builder;
+    }
+
+    /// <summary>grpc.health.v1 (and the health-check middleware) answering "serving" from the start.</summary>
+    public static IServiceCollection AddServingHealthChecks(this IServiceCollection services)
+    {
+        // With no check registered the gRPC health service answers "unknown"; a process that serves is up.
+        services.AddGrpcHealthChecks().AddCheck("self", () => HealthCheckResult.Healthy());
+        // The first result is published at start rather than after the default 5 s, so a readiness probe does
+        // not read "unknown" from a service that is up.
+        services.Configure<HealthCheckPublisherOptions>(options => options.Delay = TimeSpan.Zero);
+        return services;
     }
 
     /// <summary>Maps reflection and health beside the service's own gRPC services.</summary>

@@ -29,6 +29,9 @@ public sealed record StateCall(
     string Outcome);
 
 /// <summary>What the double received on one output binding call.</summary>
+/// <summary>One actor method call the sidecar forwarded, with when it started and ended on the sidecar's clock.</summary>
+public sealed record ActorCall(string Type, string Id, string Method, DateTimeOffset Started, DateTimeOffset Ended);
+
 /// <summary>One event as the app handed it to its sidecar; the sidecar wraps it in a CloudEvent.</summary>
 public sealed record PublishedEvent(string PubSub, string Topic, string ContentType, byte[] Data, IReadOnlyDictionary<string, string> Metadata);
 
@@ -68,6 +71,11 @@ public sealed class SidecarDouble : IAsyncDisposable
     private readonly ConcurrentQueue<PublishedEvent> _published = new();
     private readonly ConcurrentQueue<(string AppId, string Path)> _invocations = new();
     private readonly ConcurrentDictionary<string, Uri> _apps = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, Uri> _actorHosts = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<(string Type, string Id), SemaphoreSlim> _actorTurns = new();
+    private readonly ConcurrentQueue<ActorCall> _actorCalls = new();
+    private readonly Dictionary<(string Type, string Id, string Key), string> _actorState = [];
+    private readonly HttpClient _actorClient = new();
     private readonly HttpMessageInvoker _forwardingClient = new(new SocketsHttpHandler { UseProxy = false, AllowAutoRedirect = false, UseCookies = false });
     private readonly ConcurrentDictionary<(string Store, string Name), string> _secrets = new();
     private readonly Lock _stateLock = new();
@@ -152,6 +160,9 @@ public sealed class SidecarDouble : IAsyncDisposable
         app.MapGet("/v1.0/healthz", () => Results.NoContent());
         app.MapGet("/v1.0/healthz/outbound", () => Results.NoContent());
         app.MapGet("/v1.0/metadata", () => Results.Json(new { id = "memory" }));
+        app.MapMethods("/v1.0/actors/{type}/{id}/method/{**method}", ["PUT", "POST"], sidecar.InvokeActorAsync);
+        app.MapGet("/v1.0/actors/{type}/{id}/state/{key}", sidecar.GetActorState);
+        app.MapMethods("/v1.0/actors/{type}/{id}/state", ["PUT", "POST"], sidecar.SaveActorStateAsync);
         app.Map("/{**path}", sidecar.ProxyInvocationAsync);
 
         await app.StartAsync();
@@ -169,6 +180,46 @@ public sealed class SidecarDouble : IAsyncDisposable
 
     /// <summary>gRPC calls proxied to other apps (service invocation), in order: the target app id and the method path.</summary>
     public IReadOnlyList<(string AppId, string Path)> Invocations => [.. _invocations];
+
+    /// <summary>Actor state as the sidecar holds it: (actor type, actor id, key) → the value's JSON.</summary>
+    public IReadOnlyDictionary<(string Type, string Id, string Key), string> ActorState
+    {
+        get
+        {
+            lock (_stateLock)
+            {
+                return new Dictionary<(string, string, string), string>(_actorState);
+            }
+        }
+    }
+
+    /// <summary>Actor method calls forwarded to the actor host, in order, with when each started and ended.</summary>
+    public IReadOnlyList<ActorCall> ActorCalls => [.. _actorCalls];
+
+    /// <summary>
+    /// Places actors of the types <paramref name="actorHost"/> registers (asked through its <c>/dapr/config</c>,
+    /// as daprd does) on that app; returns the types.
+    /// </summary>
+    public async Task<IReadOnlyList<string>> RegisterActorHostAsync(Uri actorHost)
+    {
+        using var config = await _actorClient.GetAsync(new Uri(actorHost, "/dapr/config"));
+        config.EnsureSuccessStatusCode();
+        using var json = System.Text.Json.JsonDocument.Parse(await config.Content.ReadAsStringAsync());
+        var types = json.RootElement.GetProperty("entities").EnumerateArray().Select(e => e.GetString()!).ToList();
+        foreach (var type in types)
+        {
+            _actorHosts[type] = actorHost;
+        }
+
+        return types;
+    }
+
+    /// <summary>Deactivates an actor on its host, as the runtime does after its idle timeout.</summary>
+    public async Task DeactivateActorAsync(string type, string id)
+    {
+        using var response = await _actorClient.DeleteAsync(new Uri(_actorHosts[type], $"/actors/{type}/{Uri.EscapeDataString(id)}"));
+        response.EnsureSuccessStatusCode();
+    }
 
     /// <summary>Makes an app reachable by service invocation through this sidecar.</summary>
     public void RegisterApp(string appId, Uri address) => _apps[appId] = address;
@@ -220,6 +271,7 @@ public sealed class SidecarDouble : IAsyncDisposable
     {
         Client?.Dispose();
         _forwardingClient.Dispose();
+        _actorClient.Dispose();
         await _app.StopAsync();
         await _app.DisposeAsync();
     }
@@ -504,6 +556,85 @@ public sealed class SidecarDouble : IAsyncDisposable
     {
         _published.Enqueue(new PublishedEvent(request.PubsubName, request.Topic, request.DataContentType, request.Data.ToByteArray(), new Dictionary<string, string>(request.Metadata)));
         return new Google.Protobuf.WellKnownTypes.Empty();
+    }
+
+    // ---- actors ------------------------------------------------------------------------------------
+
+    /// <summary>
+    /// An actor method call, forwarded to the app that hosts the type as <c>/actors/{type}/{id}/method/{method}</c>
+    /// with the caller's headers and body, one call per actor at a time (turn-based concurrency is the
+    /// sidecar's job, not the app's).
+    /// </summary>
+    private async Task InvokeActorAsync(HttpContext context, IHttpForwarder forwarder, string type, string id, string method)
+    {
+        if (!_actorHosts.TryGetValue(type, out var host))
+        {
+            context.Response.StatusCode = StatusCodes.Status500InternalServerError;
+            await context.Response.WriteAsync($"actor type {type} is not hosted by any app");
+            return;
+        }
+
+        var turn = _actorTurns.GetOrAdd((type, id), _ => new SemaphoreSlim(1, 1));
+        await turn.WaitAsync(context.RequestAborted);
+        try
+        {
+            var started = Clock.GetUtcNow();
+            var target = new Uri(host, $"/actors/{type}/{Uri.EscapeDataString(id)}/method/{method}");
+            await forwarder.SendAsync(context, host.ToString(), _forwardingClient,
+                new ForwarderRequestConfig { Version = System.Net.HttpVersion.Version11, VersionPolicy = HttpVersionPolicy.RequestVersionExact },
+                new ActorPathTransformer(target));
+            _actorCalls.Enqueue(new ActorCall(type, id, method, started, Clock.GetUtcNow()));
+        }
+        finally
+        {
+            turn.Release();
+        }
+    }
+
+    private IResult GetActorState(string type, string id, string key)
+    {
+        lock (_stateLock)
+        {
+            return _actorState.TryGetValue((type, id, key), out var json)
+                ? Results.Text(json, "application/json")
+                : Results.NoContent();
+        }
+    }
+
+    /// <summary>The actor SDK's state transaction: a JSON array of upsert and delete operations.</summary>
+    private async Task<IResult> SaveActorStateAsync(HttpContext context, string type, string id)
+    {
+        using var body = await System.Text.Json.JsonDocument.ParseAsync(context.Request.Body, cancellationToken: context.RequestAborted);
+        lock (_stateLock)
+        {
+            foreach (var operation in body.RootElement.EnumerateArray())
+            {
+                var request = operation.GetProperty("request");
+                var key = request.GetProperty("key").GetString()!;
+                switch (operation.GetProperty("operation").GetString())
+                {
+                    case "upsert":
+                        _actorState[(type, id, key)] = request.GetProperty("value").GetRawText();
+                        break;
+                    case "delete":
+                        _actorState.Remove((type, id, key));
+                        break;
+                    default:
+                        return Results.BadRequest($"unknown operation in {operation.GetRawText()}");
+                }
+            }
+        }
+
+        return Results.NoContent();
+    }
+
+    private sealed class ActorPathTransformer(Uri target) : HttpTransformer
+    {
+        public override async ValueTask TransformRequestAsync(HttpContext httpContext, HttpRequestMessage proxyRequest, string destinationPrefix, CancellationToken cancellationToken)
+        {
+            await Default.TransformRequestAsync(httpContext, proxyRequest, destinationPrefix, cancellationToken);
+            proxyRequest.RequestUri = target;
+        }
     }
 
     // ---- service invocation -------------------------------------------------------------------------

@@ -6,7 +6,7 @@ namespace PersistentAgents.Agents.Embedded;
 /// Turn-based concurrency in one process, as an actor runtime gives it: turns of one agent run one after
 /// the other in arrival order, different agents run in parallel. A gate lives while turns wait on it.
 /// </summary>
-public sealed class InProcessAgentInvoker(AgentLoop loop) : IAgentInvoker
+public sealed class InProcessAgentInvoker(AgentLoop loop, IAgentStateStore state) : IAgentInvoker
 {
     private readonly Dictionary<AgentId, Gate> _gates = [];
     private readonly Lock _gatesLock = new();
@@ -16,6 +16,9 @@ public sealed class InProcessAgentInvoker(AgentLoop loop) : IAgentInvoker
 
     public Task<PurgeReply> PurgeAsync(AgentId agent, CancellationToken cancellationToken) =>
         RunTurnAsync(agent, token => loop.PurgeAsync(agent, token), cancellationToken);
+
+    // A read needs no turn: the store returns the last whole aggregate written.
+    public Task<AgentAggregate?> LoadAsync(AgentId agent, CancellationToken cancellationToken) => state.LoadAsync(agent, cancellationToken);
 
     private async Task<T> RunTurnAsync<T>(AgentId agent, Func<CancellationToken, Task<T>> turn, CancellationToken cancellationToken)
     {

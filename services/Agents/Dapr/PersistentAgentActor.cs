@@ -1,0 +1,71 @@
+using System.Text.Json;
+using Dapr.Actors.Runtime;
+using Google.Protobuf;
+using Grpc.Core;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Options;
+using PersistentAgents.Contracts.V1;
+
+namespace PersistentAgents.Agents.Dapr;
+
+/// <summary>
+/// A persistent agent hosted by the Dapr actor runtime: the sidecar gives it turn-based concurrency and
+/// places it on one replica; its aggregate statistics are its actor state (<c>agent-actor-state</c>), written
+/// before a turn's reply leaves. Idle agents are deactivated by the runtime and come back from that state.
+/// </summary>
+public sealed class PersistentAgentActor(ActorHost host, IServiceProvider services, IOptions<AgentLimits> limits) : Actor(host), IPersistentAgent
+{
+    private const string AggregateKey = "aggregate";
+    private AgentLoop? _loop;
+
+    private AgentId Agent => ActorIds.AgentOf(Id);
+
+    private AgentLoop Loop => _loop ??= ActivatorUtilities.CreateInstance<AgentLoop>(services, new ActorStateStore(StateManager));
+
+    public async Task<byte[]> CompleteAsync(byte[] request)
+    {
+        var result = new AgentTurnResult();
+        try
+        {
+            var valid = CompleteRequestValidator.Validate(CompleteRequest.Parser.ParseFrom(request), limits.Value);
+            result.Reply = await Loop.CompleteAsync(Agent, valid, onDelta: null, CancellationToken.None);
+        }
+        catch (RpcException e)
+        {
+            result.StatusCode = (int)e.StatusCode;
+            result.StatusMessage = e.Status.Detail;
+        }
+
+        return result.ToByteArray();
+    }
+
+    public async Task<byte[]> PurgeAsync() => (await Loop.PurgeAsync(Agent, CancellationToken.None)).ToByteArray();
+
+    public async Task<byte[]> GetAggregateAsync()
+    {
+        var stored = await StateManager.TryGetStateAsync<AgentAggregate>(AggregateKey);
+        return stored.HasValue ? JsonSerializer.SerializeToUtf8Bytes(stored.Value) : [];
+    }
+
+    /// <summary>The agent loop's state port on the actor's state, saved at once so an acknowledged turn is durable.</summary>
+    private sealed class ActorStateStore(IActorStateManager state) : IAgentStateStore
+    {
+        public async Task<AgentAggregate?> LoadAsync(AgentId agent, CancellationToken cancellationToken)
+        {
+            var stored = await state.TryGetStateAsync<AgentAggregate>(AggregateKey, cancellationToken);
+            return stored.HasValue ? stored.Value : null;
+        }
+
+        public async Task SaveAsync(AgentId agent, AgentAggregate aggregate, CancellationToken cancellationToken)
+        {
+            await state.SetStateAsync(AggregateKey, aggregate, cancellationToken);
+            await state.SaveStateAsync(cancellationToken);
+        }
+
+        public async Task DeleteAsync(AgentId agent, CancellationToken cancellationToken)
+        {
+            await state.TryRemoveStateAsync(AggregateKey, cancellationToken);
+            await state.SaveStateAsync(cancellationToken);
+        }
+    }
+}

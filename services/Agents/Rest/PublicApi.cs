@@ -1,0 +1,28 @@
+using Microsoft.AspNetCore.Builder;
+using Microsoft.Extensions.DependencyInjection;
+using PersistentAgents.Contracts.V1;
+
+namespace PersistentAgents.Agents.Rest;
+
+/// <summary>The public API (gRPC and, through JSON transcoding, REST) as both hosts of the agents serve it.</summary>
+public static class PublicApi
+{
+    public static IServiceCollection AddAgentsPublicApi(this IServiceCollection services)
+    {
+        services.AddGrpc(options => options.EnableDetailedErrors = false).AddJsonTranscoding();
+        services.AddGrpcReflection();
+        return services;
+    }
+
+    /// <summary>Server-sent events for streamed completes, field-named errors for bad JSON bodies, the Agents service.</summary>
+    public static WebApplication MapAgentsPublicApi(this WebApplication app)
+    {
+        ArgumentNullException.ThrowIfNull(app);
+        app.UseMiddleware<CompleteStreamSseMiddleware>();
+        app.UseRouting();
+        app.UseMiddleware<JsonRequestShapeMiddleware>(new[] { AgentsReflection.Descriptor }.AsEnumerable());
+        app.MapGrpcService<AgentsGrpcService>();
+        app.MapGrpcReflectionService();
+        return app;
+    }
+}

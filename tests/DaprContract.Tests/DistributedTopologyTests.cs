@@ -1,0 +1,161 @@
+using System.Net.Http.Json;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.Extensions.DependencyInjection;
+using PersistentAgents.Agents;
+using PersistentAgents.Agents.Dapr;
+using PersistentAgents.Contracts;
+using PersistentAgents.Gateway;
+using PersistentAgents.Learning;
+using PersistentAgents.Memory;
+using PersistentAgents.Memory.Dapr;
+
+namespace PersistentAgents.DaprContract.Tests;
+
+/// <summary>
+/// The four services of distributed mode, each on its own host beside its own sidecar double: the public API
+/// of the agents service served end to end, each agent an actor placed by its sidecar.
+/// </summary>
+[Collection(PgliteTests.Name)]
+public sealed class DistributedTopologyTests(PgliteServer postgres) : IAsyncLifetime, IDisposable
+{
+    private const string Catalog = """
+        simulated: always
+        providers:
+          - name: sim-a
+            kind: simulated
+            models:
+              - name: a
+                inputPricePerMTok: 1.0
+                outputPricePerMTok: 2.0
+                quality: 0.8
+                simulation: { quality: 0.8, failureRate: 0, latencyMs: 5 }
+        """;
+
+    private readonly List<IAsyncDisposable> _running = [];
+    private readonly string _folder = Path.Combine(Path.GetTempPath(), "pa-distributed", Guid.NewGuid().ToString("N"));
+    private SidecarDouble _agentsSidecar = null!;
+    private SidecarDouble _learningSidecar = null!;
+    private SidecarDouble _memorySidecar = null!;
+    private HttpClient _rest = null!;
+
+    public async Task InitializeAsync()
+    {
+        Directory.CreateDirectory(_folder);
+        var catalogPath = Path.Combine(_folder, "catalog.yaml");
+        await File.WriteAllTextAsync(catalogPath, Catalog);
+        string[] quiet = ["--Logging:LogLevel:Default", "Warning"];
+
+        _memorySidecar = await StartSidecarAsync();
+        _memorySidecar.AddBinding(DaprComponents.SemanticMemory, postgres.Binding);
+        _memorySidecar.AddBinding(DaprComponents.EpisodicMemory, new BlobBinding(BlobFlavour.S3));
+        var memory = await StartAsync(MemoryServiceHost.Build(["--urls", "http://127.0.0.1:0", "--Memory:EpisodeBinding", "s3", .. quiet], s => s.AddSingleton(_memorySidecar.Client)));
+        _learningSidecar = await StartSidecarAsync();
+        var learning = await StartAsync(LearningServiceHost.Build(["--urls", "http://127.0.0.1:0", .. quiet], s => s.AddSingleton(_learningSidecar.Client)));
+        var gatewaySidecar = await StartSidecarAsync();
+        var gateway = await StartAsync(GatewayServiceHost.Build(["--urls", "http://127.0.0.1:0", "--catalog", catalogPath, .. quiet], s => s.AddSingleton(gatewaySidecar.Client)));
+
+        _agentsSidecar = await StartSidecarAsync();
+        _agentsSidecar.RegisterApp(DaprComponents.Apps.Memory, memory[0]);
+        _agentsSidecar.RegisterApp(DaprComponents.Apps.Learning, learning[0]);
+        _agentsSidecar.RegisterApp(DaprComponents.Apps.Gateway, gateway[0]);
+        var agents = await StartAsync(AgentsServiceHost.Build(
+            [
+                "--urls", "http://127.0.0.1:0", "--grpc-urls", "http://127.0.0.1:0",
+                "--Dapr:GrpcEndpoint", $"http://127.0.0.1:{_agentsSidecar.GrpcPort}", "--Dapr:HttpEndpoint", $"http://127.0.0.1:{_agentsSidecar.HttpPort}",
+                .. quiet,
+            ],
+            s => s.AddSingleton(_agentsSidecar.Client)));
+        Assert.Equal([IPersistentAgent.ActorType], await _agentsSidecar.RegisterActorHostAsync(agents[0]));
+        _rest = new HttpClient { BaseAddress = agents[0] };
+    }
+
+    public void Dispose() => _rest?.Dispose();
+
+    public async Task DisposeAsync()
+    {
+        foreach (var running in Enumerable.Reverse(_running))
+        {
+            await running.DisposeAsync();
+        }
+
+        Directory.Delete(_folder, recursive: true);
+    }
+
+    private async Task<SidecarDouble> StartSidecarAsync()
+    {
+        var sidecar = await SidecarDouble.StartAsync(TimeProvider.System);
+        _running.Add(sidecar);
+        return sidecar;
+    }
+
+    private async Task<List<Uri>> StartAsync(WebApplication app)
+    {
+        await app.StartAsync();
+        _running.Add(app);
+        return [.. app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.Select(a => new Uri(a))];
+    }
+
+    private async Task<(int Status, JsonObject Body)> CompleteAsync(string agent, object body)
+    {
+        using var response = await _rest.PostAsJsonAsync($"/platform/agents/{agent}/complete", body);
+        return ((int)response.StatusCode, JsonNode.Parse(await response.Content.ReadAsStringAsync())!.AsObject());
+    }
+
+    private async Task<JsonObject> GetAsync(string path) => JsonNode.Parse(await _rest.GetStringAsync(new Uri(path, UriKind.Relative)))!.AsObject();
+
+    [Fact]
+    public async Task Complete_stats_and_health_are_served_end_to_end_through_the_actor_and_the_other_services()
+    {
+        var (status, reply) = await CompleteAsync("email-router", new { prompt = "A customer disputes invoice 4471", taskType = "email_routing" });
+        var stats = await GetAsync("/platform/agents/email-router/stats");
+        var health = await GetAsync("/platform/agents/email-router/health");
+
+        Assert.True(status == 200, reply.ToJsonString());
+        Assert.True(reply["simulated"]!.GetValue<bool>());
+        Assert.Equal("sim-a", reply["provider"]!.GetValue<string>());
+        Assert.Equal(1, stats["totalInteractions"]!.GetValue<JsonElement>().GetInt64() is var n ? n : 0);
+        Assert.Equal("ok", health["status"]!.GetValue<string>());
+
+        Assert.Contains(_agentsSidecar.ActorCalls, c => c.Type == IPersistentAgent.ActorType && c.Id == "default:email-router");
+        Assert.Contains(_agentsSidecar.ActorState.Keys, k => k == (IPersistentAgent.ActorType, "default:email-router", "aggregate"));
+        Assert.Equal(
+            [DaprComponents.Apps.Gateway, DaprComponents.Apps.Learning, DaprComponents.Apps.Memory],
+            _agentsSidecar.Invocations.Select(i => i.AppId).Distinct().Order(StringComparer.Ordinal));
+        var published = Assert.Single(_agentsSidecar.Published);
+        Assert.Equal((DaprComponents.PubSub, Topics.InteractionCompleted), (published.PubSub, published.Topic));
+        Assert.Equal(reply["interactionId"]!.GetValue<string>(), published.Metadata["cloudevent.id"]);
+        Assert.Contains(_memorySidecar.BindingCalls, c => c.Name == DaprComponents.EpisodicMemory && c.Operation == "create");
+    }
+
+    [Fact]
+    public async Task Actor_state_survives_deactivation_and_turns_of_one_agent_never_overlap()
+    {
+        var replies = await Task.WhenAll(Enumerable.Range(0, 6).Select(i => CompleteAsync("busy", new { prompt = $"Request {i}", sessionId = $"s{i}" })));
+        Assert.All(replies, r => Assert.Equal(200, r.Status));
+
+        await _agentsSidecar.DeactivateActorAsync(IPersistentAgent.ActorType, "default:busy");
+        var stats = await GetAsync("/platform/agents/busy/stats");
+
+        Assert.Equal(6, stats["totalInteractions"]!.GetValue<JsonElement>().GetInt64());
+        var turns = _agentsSidecar.ActorCalls
+            .Where(c => c.Id == "default:busy" && c.Method.Contains("Complete", StringComparison.Ordinal))
+            .OrderBy(c => c.Started)
+            .ToList();
+        Assert.Equal(6, turns.Count);
+        Assert.All(turns.Zip(turns.Skip(1)), pair => Assert.True(pair.First.Ended <= pair.Second.Started, "two turns of one actor overlapped"));
+    }
+
+    [Fact]
+    public async Task Bad_input_is_refused_naming_the_field_before_the_actor_is_called()
+    {
+        var (status, error) = await CompleteAsync("email-router", new { prompt = "" });
+
+        Assert.Equal(400, status);
+        Assert.StartsWith("prompt:", error["message"]!.GetValue<string>(), StringComparison.Ordinal);
+        Assert.Empty(_agentsSidecar.ActorCalls);
+    }
+}
