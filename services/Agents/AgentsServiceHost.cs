@@ -60,6 +60,7 @@ public static class AgentsServiceHost
         var app = builder.Build();
         app.MapAgentsPublicApi();
         app.MapActorsHandlers();
+        app.MapAgentTasksSubscription();
         app.MapGrpcHealthChecksService();
         app.MapHealthChecks("/healthz");
         return app;

@@ -41,6 +41,7 @@ public sealed class DistributedTopologyTests(PgliteServer postgres) : IAsyncLife
     private SidecarDouble _learningSidecar = null!;
     private SidecarDouble _memorySidecar = null!;
     private HttpClient _rest = null!;
+    private Uri _agentsApp = null!;
 
     public async Task InitializeAsync()
     {
@@ -71,6 +72,7 @@ public sealed class DistributedTopologyTests(PgliteServer postgres) : IAsyncLife
             s => s.AddSingleton(_agentsSidecar.Client)));
         Assert.Equal([IPersistentAgent.ActorType], await _agentsSidecar.RegisterActorHostAsync(agents[0]));
         _rest = new HttpClient { BaseAddress = agents[0] };
+        _agentsApp = agents[0];
     }
 
     public void Dispose() => _rest?.Dispose();
@@ -156,6 +158,44 @@ public sealed class DistributedTopologyTests(PgliteServer postgres) : IAsyncLife
 
         Assert.Equal(400, status);
         Assert.StartsWith("prompt:", error["message"]!.GetValue<string>(), StringComparison.Ordinal);
+        Assert.Empty(_agentsSidecar.ActorCalls);
+    }
+
+    [Fact]
+    public async Task An_agent_task_delivered_twice_runs_once_and_gives_one_agent_results_event()
+    {
+        const string TaskId = "task-0001";
+        const string Data = """{"agent": "inbox", "request": {"prompt": "Classify: refund request for order 88", "taskType": "classify"}}""";
+
+        var first = await _agentsSidecar.DeliverAsync(_agentsApp, DaprComponents.PubSub, Topics.AgentTasks, TaskId, Data);
+        var again = await _agentsSidecar.DeliverAsync(_agentsApp, DaprComponents.PubSub, Topics.AgentTasks, TaskId, Data);
+
+        Assert.Equal((200, "SUCCESS"), first);
+        Assert.Equal((200, "SUCCESS"), again);
+        var result = Assert.Single(_agentsSidecar.Published, p => p.Topic == Topics.AgentResults);
+        Assert.Equal(TaskId, result.Metadata["cloudevent.id"]);
+        var parsed = Contracts.V1.AgentTaskResult.Parser.ParseJson(System.Text.Encoding.UTF8.GetString(result.Data));
+        Assert.Equal((TaskId, "inbox", "sim-a"), (parsed.TaskId, parsed.Agent, parsed.Reply.Provider));
+        Assert.Single(_agentsSidecar.Published, p => p.Topic == Topics.InteractionCompleted);
+        var stats = await GetAsync("/platform/agents/inbox/stats");
+        Assert.Equal(1, stats["totalInteractions"]!.GetValue<JsonElement>().GetInt64());
+    }
+
+    [Theory]
+    [InlineData("""{"agent": "inbox", "request": {"prompt": ""}}""", "prompt:")]
+    [InlineData("""{"agent": "../etc", "request": {"prompt": "hi"}}""", "agent:")]
+    [InlineData("""{"agent": "inbox", "request": {"prompt": "hi"}, "priority": 9}""", "data:")]
+    [InlineData("\"just a string\"", "data:")]
+    public async Task A_malformed_agent_task_lands_in_the_dead_letter_topic_and_runs_nothing(string data, string reason)
+    {
+        var answer = await _agentsSidecar.DeliverAsync(_agentsApp, DaprComponents.PubSub, Topics.AgentTasks, "bad-1", data);
+
+        Assert.Equal((200, "SUCCESS"), answer);
+        var dead = Assert.Single(_agentsSidecar.Published);
+        Assert.Equal(Topics.AgentTasksDeadLetter, dead.Topic);
+        var invalid = Contracts.V1.InvalidAgentTask.Parser.ParseJson(System.Text.Encoding.UTF8.GetString(dead.Data));
+        Assert.Equal("bad-1", invalid.EventId);
+        Assert.StartsWith(reason, invalid.Reason, StringComparison.Ordinal);
         Assert.Empty(_agentsSidecar.ActorCalls);
     }
 }

@@ -214,6 +214,37 @@ public sealed class SidecarDouble : IAsyncDisposable
         return types;
     }
 
+    /// <summary>
+    /// Delivers a pub/sub message to an app that speaks HTTP, as daprd does: asks its <c>/dapr/subscribe</c>
+    /// for the route of the topic and posts a CloudEvent 1.0 there.
+    /// </summary>
+    /// <returns>The app's HTTP status and the status it answered ("SUCCESS", "RETRY", "DROP" or empty).</returns>
+    public async Task<(int Http, string Status)> DeliverAsync(Uri app, string pubSub, string topic, string eventId, string dataJson)
+    {
+        using var subscriptions = System.Text.Json.JsonDocument.Parse(await _actorClient.GetStringAsync(new Uri(app, "/dapr/subscribe")));
+        var route = subscriptions.RootElement.EnumerateArray()
+            .Single(s => s.GetProperty("pubsubname").GetString() == pubSub && s.GetProperty("topic").GetString() == topic)
+            .GetProperty("route").GetString()!;
+        var cloudEvent = new System.Text.Json.Nodes.JsonObject
+        {
+            ["specversion"] = "1.0",
+            ["id"] = eventId,
+            ["source"] = "outside-program",
+            ["type"] = "com.dapr.event.sent",
+            ["datacontenttype"] = "application/json",
+            ["topic"] = topic,
+            ["pubsubname"] = pubSub,
+            ["data"] = System.Text.Json.Nodes.JsonNode.Parse(dataJson) ?? dataJson,
+        };
+        using var content = new StringContent(cloudEvent.ToJsonString(), System.Text.Encoding.UTF8, "application/cloudevents+json");
+        using var response = await _actorClient.PostAsync(new Uri(app, route), content);
+        var text = await response.Content.ReadAsStringAsync();
+        var status = text.Length > 0 && text.TrimStart().StartsWith('{')
+            ? System.Text.Json.JsonDocument.Parse(text).RootElement.TryGetProperty("status", out var s) ? s.GetString() ?? "" : ""
+            : "";
+        return ((int)response.StatusCode, status);
+    }
+
     /// <summary>Deactivates an actor on its host, as the runtime does after its idle timeout.</summary>
     public async Task DeactivateActorAsync(string type, string id)
     {

@@ -14,6 +14,17 @@ public interface IPersistentAgent : IActor
     /// <returns>An <c>AgentTurnResult</c>.</returns>
     Task<byte[]> CompleteAsync(byte[] request);
 
+    /// <summary>
+    /// Runs an <c>agent-tasks</c> event once per task id: a repeated id returns the first run's result without
+    /// running it again.
+    /// </summary>
+    /// <param name="request">A <c>CompleteRequest</c>.</param>
+    /// <returns>A <c>TaskRun</c>: the <c>AgentTaskResult</c> and whether it was already published.</returns>
+    Task<byte[]> RunTaskAsync(string taskId, byte[] request);
+
+    /// <summary>Notes that a task's result has been published, so a redelivery does not publish it again.</summary>
+    Task MarkTaskPublishedAsync(string taskId);
+
     /// <returns>A <c>PurgeReply</c>.</returns>
     Task<byte[]> PurgeAsync();
 

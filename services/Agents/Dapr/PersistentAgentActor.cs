@@ -16,6 +16,9 @@ namespace PersistentAgents.Agents.Dapr;
 public sealed class PersistentAgentActor(ActorHost host, IServiceProvider services, IOptions<AgentLimits> limits) : Actor(host), IPersistentAgent
 {
     private const string AggregateKey = "aggregate";
+
+    // How long a task id is remembered: pub/sub redelivers within minutes (design §13), a day is ample.
+    private static readonly TimeSpan TaskMemory = TimeSpan.FromDays(1);
     private AgentLoop? _loop;
 
     private AgentId Agent => ActorIds.AgentOf(Id);
@@ -39,6 +42,46 @@ public sealed class PersistentAgentActor(ActorHost host, IServiceProvider servic
         return result.ToByteArray();
     }
 
+    public async Task<byte[]> RunTaskAsync(string taskId, byte[] request)
+    {
+        var key = TaskKey(taskId);
+        var known = await StateManager.TryGetStateAsync<byte[]>(key);
+        if (known.HasValue)
+        {
+            return known.Value;
+        }
+
+        var turn = AgentTurnResult.Parser.ParseFrom(await CompleteAsync(request));
+        var result = new AgentTaskResult { TaskId = taskId, Agent = Agent.Name };
+        if (turn.StatusCode == 0)
+        {
+            result.Reply = turn.Reply;
+        }
+        else
+        {
+            result.ErrorCode = ((StatusCode)turn.StatusCode).ToString().ToUpperInvariant();
+            result.ErrorMessage = turn.StatusMessage;
+        }
+
+        var run = new TaskRun { Result = result }.ToByteArray();
+        await StateManager.SetStateAsync(key, run, TaskMemory);
+        await StateManager.SaveStateAsync();
+        return run;
+    }
+
+    public async Task MarkTaskPublishedAsync(string taskId)
+    {
+        var key = TaskKey(taskId);
+        var known = await StateManager.TryGetStateAsync<byte[]>(key);
+        if (known.HasValue)
+        {
+            var run = TaskRun.Parser.ParseFrom(known.Value);
+            run.Published = true;
+            await StateManager.SetStateAsync(key, run.ToByteArray(), TaskMemory);
+            await StateManager.SaveStateAsync();
+        }
+    }
+
     public async Task<byte[]> PurgeAsync() => (await Loop.PurgeAsync(Agent, CancellationToken.None)).ToByteArray();
 
     public async Task<byte[]> GetAggregateAsync()
@@ -46,6 +89,8 @@ public sealed class PersistentAgentActor(ActorHost host, IServiceProvider servic
         var stored = await StateManager.TryGetStateAsync<AgentAggregate>(AggregateKey);
         return stored.HasValue ? JsonSerializer.SerializeToUtf8Bytes(stored.Value) : [];
     }
+
+    private static string TaskKey(string taskId) => $"task:{taskId}";
 
     /// <summary>The agent loop's state port on the actor's state, saved at once so an acknowledged turn is durable.</summary>
     private sealed class ActorStateStore(IActorStateManager state) : IAgentStateStore
