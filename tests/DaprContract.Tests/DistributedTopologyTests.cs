@@ -42,6 +42,7 @@ public sealed class DistributedTopologyTests(PgliteServer postgres) : IAsyncLife
     private SidecarDouble _memorySidecar = null!;
     private HttpClient _rest = null!;
     private Uri _agentsApp = null!;
+    private Grpc.Net.Client.GrpcChannel _learningChannel = null!;
 
     public async Task InitializeAsync()
     {
@@ -71,11 +72,17 @@ public sealed class DistributedTopologyTests(PgliteServer postgres) : IAsyncLife
             ],
             s => s.AddSingleton(_agentsSidecar.Client)));
         Assert.Equal([IPersistentAgent.ActorType], await _agentsSidecar.RegisterActorHostAsync(agents[0]));
+        _learningChannel = Grpc.Net.Client.GrpcChannel.ForAddress(learning[0]);
+        await _agentsSidecar.AddGrpcSubscriberAsync(new AppCallbackCaller(_learningChannel));
         _rest = new HttpClient { BaseAddress = agents[0] };
         _agentsApp = agents[0];
     }
 
-    public void Dispose() => _rest?.Dispose();
+    public void Dispose()
+    {
+        _rest?.Dispose();
+        _learningChannel?.Dispose();
+    }
 
     public async Task DisposeAsync()
     {
@@ -131,6 +138,12 @@ public sealed class DistributedTopologyTests(PgliteServer postgres) : IAsyncLife
         Assert.Equal((DaprComponents.PubSub, Topics.InteractionCompleted), (published.PubSub, published.Topic));
         Assert.Equal(reply["interactionId"]!.GetValue<string>(), published.Metadata["cloudevent.id"]);
         Assert.Contains(_memorySidecar.BindingCalls, c => c.Name == DaprComponents.EpisodicMemory && c.Operation == "create");
+
+        // interaction-completed reached the learning service, which learned from it.
+        Assert.Equal((Topics.InteractionCompleted, reply["interactionId"]!.GetValue<string>(), "Success"), Assert.Single(_agentsSidecar.Deliveries));
+        var learned = stats["taskTypes"]!.AsArray().Single()!["learned"]!.AsArray();
+        Assert.Equal(1, Assert.Single(learned)!["pulls"]!.GetValue<JsonElement>().GetDouble());
+        Assert.Contains(_learningSidecar.StateKeys(DaprComponents.LearningState), k => k.Contains("email-router", StringComparison.Ordinal));
     }
 
     [Fact]

@@ -69,6 +69,8 @@ public sealed class SidecarDouble : IAsyncDisposable
     private readonly ConcurrentQueue<BindingCall> _bindingCalls = new();
     private readonly ConcurrentQueue<string> _paths = new();
     private readonly ConcurrentQueue<PublishedEvent> _published = new();
+    private readonly ConcurrentBag<Subscriber> _subscribers = [];
+    private readonly ConcurrentQueue<(string Topic, string EventId, string Status)> _deliveries = new();
     private readonly ConcurrentQueue<(string AppId, string Path)> _invocations = new();
     private readonly ConcurrentDictionary<string, Uri> _apps = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, Uri> _actorHosts = new(StringComparer.Ordinal);
@@ -583,10 +585,54 @@ public sealed class SidecarDouble : IAsyncDisposable
         return new Autogen.GetSecretResponse { Data = { [request.Key] = value } };
     }
 
-    internal Google.Protobuf.WellKnownTypes.Empty PublishEvent(Autogen.PublishEventRequest request)
+    internal async Task<Google.Protobuf.WellKnownTypes.Empty> PublishEventAsync(Autogen.PublishEventRequest request)
     {
         _published.Enqueue(new PublishedEvent(request.PubsubName, request.Topic, request.DataContentType, request.Data.ToByteArray(), new Dictionary<string, string>(request.Metadata)));
+        foreach (var subscriber in _subscribers)
+        {
+            await subscriber.DeliverAsync(request);
+        }
+
         return new Google.Protobuf.WellKnownTypes.Empty();
+    }
+
+    /// <summary>
+    /// Delivers what is published through this sidecar to a gRPC app's subscriptions too, as the pub/sub
+    /// component and the subscriber's sidecar would: the app's <c>ListTopicSubscriptions</c>, then
+    /// <c>OnTopicEvent</c> for each event on a subscribed topic. The app's answers are kept in order.
+    /// </summary>
+    public async Task AddGrpcSubscriberAsync(AppCallbackCaller app)
+    {
+        var subscriptions = await app.ListTopicSubscriptionsAsync(new Google.Protobuf.WellKnownTypes.Empty());
+        _subscribers.Add(new Subscriber(app, [.. subscriptions.Subscriptions.Select(s => (s.PubsubName, s.Topic))], _deliveries));
+    }
+
+    /// <summary>Deliveries to subscribers: the topic, the event id and what the app answered.</summary>
+    public IReadOnlyList<(string Topic, string EventId, string Status)> Deliveries => [.. _deliveries];
+
+    private sealed record Subscriber(AppCallbackCaller App, HashSet<(string PubSub, string Topic)> Topics, ConcurrentQueue<(string Topic, string EventId, string Status)> Deliveries)
+    {
+        public async Task DeliverAsync(Autogen.PublishEventRequest request)
+        {
+            if (!Topics.Contains((request.PubsubName, request.Topic)))
+            {
+                return;
+            }
+
+            var id = request.Metadata.TryGetValue("cloudevent.id", out var given) ? given : Guid.NewGuid().ToString();
+            var answer = await App.OnTopicEventAsync(new Dapr.AppCallback.Autogen.Grpc.v1.TopicEventRequest
+            {
+                Id = id,
+                Source = "sidecar-double",
+                Type = "com.dapr.event.sent",
+                SpecVersion = "1.0",
+                DataContentType = request.DataContentType,
+                Data = request.Data,
+                Topic = request.Topic,
+                PubsubName = request.PubsubName,
+            });
+            Deliveries.Enqueue((request.Topic, id, answer.Status.ToString()));
+        }
     }
 
     // ---- actors ------------------------------------------------------------------------------------
@@ -713,7 +759,7 @@ public sealed class SidecarDouble : IAsyncDisposable
             Add(context, "ExecuteStateTransaction", Autogen.ExecuteStateTransactionRequest.Parser, (s, r, _) => s.Sidecar.ExecuteStateTransactionAsync(r));
             Add(context, "InvokeBinding", Autogen.InvokeBindingRequest.Parser, (s, r, c) => s.Sidecar.InvokeBindingAsync(r, c.CancellationToken));
             Add(context, "GetSecret", Autogen.GetSecretRequest.Parser, (s, r, _) => Task.FromResult(s.Sidecar.GetSecret(r)));
-            Add(context, "PublishEvent", Autogen.PublishEventRequest.Parser, (s, r, _) => Task.FromResult(s.Sidecar.PublishEvent(r)));
+            Add(context, "PublishEvent", Autogen.PublishEventRequest.Parser, (s, r, _) => s.Sidecar.PublishEventAsync(r));
         }
 
         private static void Add<TRequest, TResponse>(
