@@ -77,7 +77,9 @@ public static class EmbeddedHost
         // Learning: bandit state in SQLite, outcomes from the in-process bus.
         var learningDb = new SqliteDatabase(Path.Combine(dataDir, "learning.db"), SqliteLearningStateStore.Schema);
         services.AddSingleton<ILearningStateStore>(sp => new SqliteLearningStateStore(learningDb, sp.GetRequiredService<IOptions<LearningOptions>>().Value.HistoryPerAgent));
-        services.AddSingleton<ILearningApi, LearningService>();
+        // No learning-updated events in process: nothing here subscribes to them (and the bus itself calls learning).
+        services.AddSingleton<ILearningApi>(sp => new LearningService(
+            sp.GetRequiredService<ILearningStateStore>(), sp.GetRequiredService<IOptions<LearningOptions>>(), sp.GetRequiredService<Random>(), sp.GetRequiredService<TimeProvider>()));
 
         // Agents: aggregate state in SQLite, turns serialised per agent in process.
         var agentsDb = new SqliteDatabase(Path.Combine(dataDir, "agents.db"), SqliteAgentStateStore.Schema);

@@ -18,6 +18,7 @@ public sealed class LearningService : ILearningApi, IDisposable
     public const int DefaultShareWindow = 100;
 
     private readonly ILearningStateStore _store;
+    private readonly IEventPublisher? _events;
     private readonly LearningOptions _options;
     private readonly UtilityThompsonSampling _bandit;
     private readonly Random _random;
@@ -30,9 +31,11 @@ public sealed class LearningService : ILearningApi, IDisposable
     private readonly Dictionary<string, ProviderRecord> _providers = new(StringComparer.Ordinal);
     private State? _state;
 
-    public LearningService(ILearningStateStore store, IOptions<LearningOptions> options, Random random, TimeProvider? timeProvider = null)
+    /// <param name="events">Where <c>learning-updated</c> goes after each outcome learned from; none when null.</param>
+    public LearningService(ILearningStateStore store, IOptions<LearningOptions> options, Random random, TimeProvider? timeProvider = null, IEventPublisher? events = null)
     {
         _store = store;
+        _events = events;
         _options = options.Value;
         _bandit = new UtilityThompsonSampling(_options);
         _random = random;
@@ -134,6 +137,7 @@ public sealed class LearningService : ILearningApi, IDisposable
         var context = request.Context.Length == 0 ? "simple" : request.Context;
         var group = new GroupKey(tenant, request.Agent, request.TaskType, context);
         var relativeCost = request.ReferenceCostUsd > 0 ? request.CostUsd / request.ReferenceCostUsd : 0;
+        LearningUpdated? updated;
         await _gate.WaitAsync(cancellationToken);
         try
         {
@@ -196,12 +200,25 @@ public sealed class LearningService : ILearningApi, IDisposable
                 state.Tallies[applied.Key] = applied.Value;
             }
 
-            return new RecordOutcomeReply { Recorded = true };
+            updated = new LearningUpdated
+            {
+                Tenant = tenant, Agent = request.Agent, TaskType = request.TaskType, Context = context, InteractionId = request.InteractionId,
+                At = Timestamp.FromDateTimeOffset(_timeProvider.GetUtcNow()),
+            };
+            updated.Scores.AddRange(changed.Where(a => a.Key.Group == group).Select(a => ScoreOf(a.Key, a.Value, _defaultLambda)));
         }
         finally
         {
             _gate.Release();
         }
+
+        // Outside the gate: a slow broker must not hold up routing. The outcome is already stored.
+        if (_events is not null)
+        {
+            await _events.PublishAsync(Topics.LearningUpdated, $"learning-{request.InteractionId}", updated, cancellationToken);
+        }
+
+        return new RecordOutcomeReply { Recorded = true };
     }
 
     public async Task<RecordOutcomeReply> RecordFeedbackAsync(FeedbackRecorded request, CancellationToken cancellationToken)

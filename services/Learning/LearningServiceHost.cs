@@ -22,8 +22,10 @@ public static class LearningServiceHost
         var services = builder.Services;
         services.Configure<LearningOptions>(builder.Configuration.GetSection("Learning"));
         services.AddDaprLearningState();
+        services.AddSingleton<IEventPublisher>(sp => new DaprEventPublisher(sp.GetRequiredService<global::Dapr.Client.DaprClient>()));
         services.AddSingleton<ILearningApi>(sp => new LearningService(
-            sp.GetRequiredService<ILearningStateStore>(), sp.GetRequiredService<IOptions<LearningOptions>>(), Random.Shared, TimeProvider.System));
+            sp.GetRequiredService<ILearningStateStore>(), sp.GetRequiredService<IOptions<LearningOptions>>(), Random.Shared, TimeProvider.System,
+            sp.GetRequiredService<IEventPublisher>()));
         overrides?.Invoke(services);
 
         var app = builder.Build();

@@ -83,6 +83,9 @@ public sealed class LearningServiceHostTests : IAsyncLifetime
         Assert.Equal(EventStatus.Success, first.Status);
         Assert.Equal(EventStatus.Success, redelivered.Status);
         Assert.Equal(1, Assert.Single(scores.Scores).Pulls);
+        var updated = Assert.Single(_sidecar.Published);
+        Assert.Equal((DaprComponents.PubSub, Topics.LearningUpdated, $"learning-{id}"), (updated.PubSub, updated.Topic, updated.Metadata["cloudevent.id"]));
+        Assert.Equal(1, LearningUpdated.Parser.ParseJson(System.Text.Encoding.UTF8.GetString(updated.Data)).Scores.Single().Pulls);
         Assert.Contains(DaprLearningStateKey("acme", "router"), _sidecar.StateKeys(DaprComponents.LearningState));
     }
 
