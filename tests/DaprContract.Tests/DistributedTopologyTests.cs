@@ -64,18 +64,9 @@ public sealed class DistributedTopologyTests(PgliteServer postgres) : IAsyncLife
         _agentsSidecar.RegisterApp(DaprComponents.Apps.Memory, memory[0]);
         _agentsSidecar.RegisterApp(DaprComponents.Apps.Learning, learning[0]);
         _agentsSidecar.RegisterApp(DaprComponents.Apps.Gateway, gateway[0]);
-        var agents = await StartAsync(AgentsServiceHost.Build(
-            [
-                "--urls", "http://127.0.0.1:0", "--grpc-urls", "http://127.0.0.1:0",
-                "--Dapr:GrpcEndpoint", $"http://127.0.0.1:{_agentsSidecar.GrpcPort}", "--Dapr:HttpEndpoint", $"http://127.0.0.1:{_agentsSidecar.HttpPort}",
-                .. quiet,
-            ],
-            s => s.AddSingleton(_agentsSidecar.Client)));
-        Assert.Equal([IPersistentAgent.ActorType], await _agentsSidecar.RegisterActorHostAsync(agents[0]));
+        await StartAgentsAsync();
         _learningChannel = Grpc.Net.Client.GrpcChannel.ForAddress(learning[0]);
         await _agentsSidecar.AddGrpcSubscriberAsync(new AppCallbackCaller(_learningChannel));
-        _rest = new HttpClient { BaseAddress = agents[0] };
-        _agentsApp = agents[0];
     }
 
     public void Dispose()
@@ -92,6 +83,24 @@ public sealed class DistributedTopologyTests(PgliteServer postgres) : IAsyncLife
         }
 
         Directory.Delete(_folder, recursive: true);
+    }
+
+    /// <summary>Starts the agents service beside its sidecar double and points the REST client at it.</summary>
+    private async Task<WebApplication> StartAgentsAsync()
+    {
+        var app = AgentsServiceHost.Build(
+            [
+                "--urls", "http://127.0.0.1:0", "--grpc-urls", "http://127.0.0.1:0",
+                "--Dapr:GrpcEndpoint", $"http://127.0.0.1:{_agentsSidecar.GrpcPort}", "--Dapr:HttpEndpoint", $"http://127.0.0.1:{_agentsSidecar.HttpPort}",
+                "--Logging:LogLevel:Default", "Warning",
+            ],
+            s => s.AddSingleton(_agentsSidecar.Client));
+        var addresses = await StartAsync(app);
+        Assert.Equal([IPersistentAgent.ActorType], await _agentsSidecar.RegisterActorHostAsync(addresses[0]));
+        _rest?.Dispose();
+        _rest = new HttpClient { BaseAddress = addresses[0] };
+        _agentsApp = addresses[0];
+        return app;
     }
 
     private async Task<SidecarDouble> StartSidecarAsync()
@@ -210,5 +219,100 @@ public sealed class DistributedTopologyTests(PgliteServer postgres) : IAsyncLife
         Assert.Equal("bad-1", invalid.EventId);
         Assert.StartsWith(reason, invalid.Reason, StringComparison.Ordinal);
         Assert.Empty(_agentsSidecar.ActorCalls);
+    }
+
+    private async Task<(int Status, JsonObject Body)> SendAsync(HttpMethod method, string path, object? body = null)
+    {
+        using var request = new HttpRequestMessage(method, path) { Content = body is null ? null : JsonContent.Create(body) };
+        using var response = await _rest.SendAsync(request);
+        var text = await response.Content.ReadAsStringAsync();
+        return ((int)response.StatusCode, text.Length == 0 ? [] : JsonNode.Parse(text)!.AsObject());
+    }
+
+    [Fact]
+    public async Task Memory_is_per_agent_and_inspectable_and_purge_forgets_one_agent_only()
+    {
+        var (_, first) = await CompleteAsync("keeper", new { prompt = "Our office in Lyon closes at six on Fridays", taskType = "facts", sessionId = "s1" });
+        await CompleteAsync("other", new { prompt = "Invoices above ten thousand euros need two approvals", taskType = "facts" });
+        var (_, second) = await CompleteAsync("keeper", new { prompt = "When does the office in Lyon close on Fridays?", taskType = "facts", sessionId = "s1" });
+
+        var working = await GetAsync("/platform/agents/keeper/memory/working?sessionId=s1");
+        var episode = await GetAsync($"/platform/agents/keeper/memory/episodes/{first["interactionId"]!.GetValue<string>()}");
+        var (recallStatus, recalled) = await SendAsync(HttpMethod.Post, "/platform/agents/keeper/memory/recall", new { query = "office in Lyon" });
+
+        Assert.Contains(first["interactionId"]!.GetValue<string>(), second["memoryIds"]!.AsArray().Select(m => m!.GetValue<string>()));
+        Assert.Equal(2, working["turns"]!.AsArray().Count);
+        Assert.Contains("Lyon", episode["json"]!.GetValue<string>(), StringComparison.Ordinal);
+        Assert.Equal(200, recallStatus);
+        Assert.DoesNotContain(recalled["memories"]!.AsArray(), m => m!["text"]!.GetValue<string>().Contains("Invoices", StringComparison.Ordinal));
+
+        var (purgeStatus, _) = await SendAsync(HttpMethod.Delete, "/platform/agents/keeper/memory");
+        Assert.Equal(200, purgeStatus);
+        var (statsStatus, _) = await SendAsync(HttpMethod.Get, "/platform/agents/keeper/stats");
+        Assert.Equal(404, statsStatus);
+        Assert.Equal(1, (await GetAsync("/platform/agents/other/stats"))["totalInteractions"]!.GetValue<JsonElement>().GetInt64());
+    }
+
+    [Theory]
+    [InlineData("""{"prompt": ""}""", "prompt:")]
+    [InlineData("""{"prompt": "hi", "bogus": 1}""", "bogus:")]
+    [InlineData("""{"prompt": 42}""", "prompt:")]
+    [InlineData("""{"prompt": "hi", "taskType": "Not Valid"}""", "taskType:")]
+    [InlineData("""{"prompt": "hi", "policy": "stingy"}""", "policy:")]
+    [InlineData("""[1, 2]""", "body:")]
+    public async Task Bad_input_is_refused_with_the_field_and_nothing_reaches_an_actor(string body, string field)
+    {
+        using var content = new StringContent(body, System.Text.Encoding.UTF8, "application/json");
+        using var response = await _rest.PostAsync(new Uri("/platform/agents/strict/complete", UriKind.Relative), content);
+
+        Assert.Equal(400, (int)response.StatusCode);
+        Assert.StartsWith(field, JsonNode.Parse(await response.Content.ReadAsStringAsync())!["message"]!.GetValue<string>(), StringComparison.Ordinal);
+        Assert.DoesNotContain(_agentsSidecar.ActorCalls, c => c.Method.Contains("Complete", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task Feedback_experiments_history_and_streaming_work_through_the_services()
+    {
+        var (putStatus, _) = await SendAsync(HttpMethod.Put, "/platform/agents/rated/experiments/policies", new
+        {
+            variants = new object[] { new { name = "balanced", weight = 1 }, new { name = "frugal", weight = 1, policy = "cost-first" } },
+        });
+        var (_, reply) = await CompleteAsync("rated", new { prompt = "Summarise the meeting" });
+        var (feedbackStatus, feedback) = await SendAsync(HttpMethod.Post, "/platform/agents/rated/feedback", new { interactionId = reply["interactionId"]!.GetValue<string>(), score = 0.3 });
+        var history = await GetAsync("/platform/agents/rated/learning/history");
+        var experiments = await GetAsync("/platform/agents/rated/experiments");
+        using var streamed = await _rest.PostAsync(
+            new Uri("/platform/agents/rated/complete?stream=true", UriKind.Relative),
+            new StringContent("""{"prompt": "Stream a summary"}""", System.Text.Encoding.UTF8, "application/json"));
+        var events = await streamed.Content.ReadAsStringAsync();
+
+        Assert.Equal(200, putStatus);
+        Assert.Equal("policies", reply["experiment"]!.GetValue<string>());
+        Assert.Equal((200, true), (feedbackStatus, feedback["recorded"]!.GetValue<bool>()));
+        Assert.Single(history["selections"]!.AsArray());
+        Assert.Equal(1, experiments["experiments"]!.AsArray().Single()!["variants"]!.AsArray().Sum(v => v!["interactions"]!.GetValue<JsonElement>().GetInt64()));
+        Assert.Equal("text/event-stream", streamed.Content.Headers.ContentType!.MediaType);
+        Assert.Contains("event: done", events, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task A_restarted_agents_service_finds_every_agent_as_it_left_it()
+    {
+        await CompleteAsync("durable", new { prompt = "Remember the Lyon office hours" });
+        await CompleteAsync("durable", new { prompt = "And the Paris ones" });
+        var before = await GetAsync("/platform/agents/durable/stats");
+
+        var first = (WebApplication)_running.Single(r => r is WebApplication app && app.Services.GetService<Agents.IAgentInvoker>() is not null);
+        await first.StopAsync();
+        _running.Remove(first);
+        await first.DisposeAsync();
+        await StartAgentsAsync();
+        var (status, reply) = await CompleteAsync("durable", new { prompt = "What were the Lyon office hours?" });
+        var after = await GetAsync("/platform/agents/durable/stats");
+
+        Assert.Equal(2, before["totalInteractions"]!.GetValue<JsonElement>().GetInt64());
+        Assert.Equal(200, status);
+        Assert.NotEmpty(reply["memoryIds"]!.AsArray());
+        Assert.Equal(3, after["totalInteractions"]!.GetValue<JsonElement>().GetInt64());
     }
 }
