@@ -24,4 +24,10 @@ public sealed class AgentLimits
 
     /// <summary>Memories the recall route returns at most.</summary>
     public int MaxRecallTopK { get; set; } = 50;
+
+    /// <summary>Distributed mode: when an agent's actor first consolidates its memory after activation.</summary>
+    public TimeSpan ConsolidationDueTime { get; set; } = TimeSpan.FromHours(1);
+
+    /// <summary>Distributed mode: how often an agent's actor consolidates its finished days of episodes.</summary>
+    public TimeSpan ConsolidationPeriod { get; set; } = TimeSpan.FromHours(24);
 }

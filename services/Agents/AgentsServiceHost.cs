@@ -39,6 +39,7 @@ public static class AgentsServiceHost
         var apiToken = Environment.GetEnvironmentVariable("DAPR_API_TOKEN");
         services.AddSingleton(_ => new DaprServiceInvocation(sidecarGrpc, callTimeout, apiToken));
         services.AddSingleton<IMemoryApi, MemoryApiClient>();
+        services.AddSingleton<IMemoryMaintenanceApi, MemoryMaintenanceClient>();
         services.AddSingleton<ILearningApi, LearningApiClient>();
         services.AddSingleton<IGatewayApi, GatewayApiClient>();
         services.TryAddSingleton(_ => new DaprClientBuilder().UseGrpcEndpoint(sidecarGrpc.ToString()).Build());

@@ -27,6 +27,12 @@ public interface IMemoryApi
     Task<PurgeReply> PurgeAsync(PurgeRequest request, CancellationToken cancellationToken);
 }
 
+/// <summary>The memory service's periodic work for one agent, apart from its API so the service does not depend on it.</summary>
+public interface IMemoryMaintenanceApi
+{
+    Task<ConsolidateReply> ConsolidateAsync(ConsolidateRequest request, CancellationToken cancellationToken);
+}
+
 public interface ILearningApi
 {
     Task<RankReply> RankAsync(RankRequest request, CancellationToken cancellationToken);

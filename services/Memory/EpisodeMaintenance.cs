@@ -4,6 +4,8 @@ using System.Text.Json;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
+using PersistentAgents.Contracts;
+using PersistentAgents.Contracts.V1;
 
 namespace PersistentAgents.Memory;
 
@@ -18,7 +20,7 @@ public sealed class EpisodeMaintenance(
     MemoryService memory,
     IOptions<MemoryOptions> options,
     TimeProvider timeProvider,
-    ILogger<EpisodeMaintenance> logger)
+    ILogger<EpisodeMaintenance> logger) : IMemoryMaintenanceApi
 {
     public const string ConsolidatedTaskType = "consolidated";
     private const int MaxEpisodesPerDay = 10_000;
@@ -33,21 +35,10 @@ public sealed class EpisodeMaintenance(
         var cutoff = DateOnly.FromDateTime((now - _options.EpisodeRetention).UtcDateTime);
         var deleted = await episodes.DeleteBeforeAsync(cutoff, cancellationToken);
 
-        var lastDay = DateOnly.FromDateTime((now - _options.ConsolidateAfter).UtcDateTime);
         var consolidated = 0;
         foreach (var scope in await episodes.ListScopesAsync(cancellationToken))
         {
-            var entries = await episodes.ListAsync(scope, cutoff, lastDay, int.MaxValue, cancellationToken);
-            foreach (var day in entries.GroupBy(e => e.Day))
-            {
-                if (await vectors.GetAsync(scope, ConsolidatedId(day.Key), cancellationToken) is not null)
-                {
-                    continue;
-                }
-
-                await ConsolidateAsync(scope, day.Key, day.Take(MaxEpisodesPerDay).ToList(), cancellationToken);
-                consolidated++;
-            }
+            consolidated += await ConsolidateAgentAsync(scope, cancellationToken);
         }
 
         if (deleted > 0 || consolidated > 0)
@@ -56,6 +47,34 @@ public sealed class EpisodeMaintenance(
         }
 
         return (deleted, consolidated);
+    }
+
+    public async Task<ConsolidateReply> ConsolidateAsync(ConsolidateRequest request, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        return new ConsolidateReply { DaysConsolidated = await ConsolidateAgentAsync(MemoryService.ScopeOf(request.Agent), cancellationToken) };
+    }
+
+    /// <returns>How many finished days of the agent's episodes became a summary now.</returns>
+    private async Task<int> ConsolidateAgentAsync(AgentScope scope, CancellationToken cancellationToken)
+    {
+        var now = timeProvider.GetUtcNow();
+        var cutoff = DateOnly.FromDateTime((now - _options.EpisodeRetention).UtcDateTime);
+        var lastDay = DateOnly.FromDateTime((now - _options.ConsolidateAfter).UtcDateTime);
+        var consolidated = 0;
+        var entries = await episodes.ListAsync(scope, cutoff, lastDay, int.MaxValue, cancellationToken);
+        foreach (var day in entries.GroupBy(e => e.Day))
+        {
+            if (await vectors.GetAsync(scope, ConsolidatedId(day.Key), cancellationToken) is not null)
+            {
+                continue;
+            }
+
+            await ConsolidateAsync(scope, day.Key, day.Take(MaxEpisodesPerDay).ToList(), cancellationToken);
+            consolidated++;
+        }
+
+        return consolidated;
     }
 
     private async Task ConsolidateAsync(AgentScope scope, DateOnly day, List<EpisodeEntry> entries, CancellationToken cancellationToken)

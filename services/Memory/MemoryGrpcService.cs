@@ -5,7 +5,7 @@ using PersistentAgents.Contracts.V1;
 namespace PersistentAgents.Memory;
 
 /// <summary>The memory service's gRPC face, for the other services in distributed mode.</summary>
-public sealed class MemoryGrpcService(IMemoryApi memory) : Contracts.V1.Memory.MemoryBase
+public sealed class MemoryGrpcService(IMemoryApi memory, IMemoryMaintenanceApi maintenance) : Contracts.V1.Memory.MemoryBase
 {
     public override Task<WorkingMemory> GetWorkingMemory(GetWorkingMemoryRequest request, ServerCallContext context) =>
         memory.GetWorkingMemoryAsync(request, context.CancellationToken);
@@ -30,6 +30,9 @@ public sealed class MemoryGrpcService(IMemoryApi memory) : Contracts.V1.Memory.M
 
     public override Task<PurgeReply> Purge(PurgeRequest request, ServerCallContext context) =>
         memory.PurgeAsync(request, context.CancellationToken);
+
+    public override Task<ConsolidateReply> Consolidate(ConsolidateRequest request, ServerCallContext context) =>
+        maintenance.ConsolidateAsync(request, context.CancellationToken);
 
     public override Task<MemoryUsageReply> GetUsage(GetMemoryUsageRequest request, ServerCallContext context) =>
         memory.GetUsageAsync(request, context.CancellationToken);

@@ -19,6 +19,7 @@ public static class MemoryServiceCollectionExtensions
         services.AddSingleton<MemoryService>();
         services.AddSingleton<IMemoryApi>(sp => sp.GetRequiredService<MemoryService>());
         services.AddSingleton<EpisodeMaintenance>();
+        services.AddSingleton<IMemoryMaintenanceApi>(sp => sp.GetRequiredService<EpisodeMaintenance>());
         services.AddHostedService<EpisodeMaintenanceService>();
         return services;
     }

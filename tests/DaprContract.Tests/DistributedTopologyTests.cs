@@ -315,4 +315,21 @@ public sealed class DistributedTopologyTests(PgliteServer postgres) : IAsyncLife
         Assert.NotEmpty(reply["memoryIds"]!.AsArray());
         Assert.Equal(3, after["totalInteractions"]!.GetValue<JsonElement>().GetInt64());
     }
+
+    [Fact]
+    public async Task An_agent_registers_its_periodic_work_as_a_reminder_which_consolidates_its_memory()
+    {
+        await CompleteAsync("diligent", new { prompt = "Note the new invoice policy" });
+
+        var reminder = Assert.Single(_agentsSidecar.Reminders.Keys, k => k.Id == "default:diligent");
+        Assert.Equal((IPersistentAgent.ActorType, PersistentAgentActor.ConsolidationReminder), (reminder.Type, reminder.Name));
+        using (var registration = JsonDocument.Parse(_agentsSidecar.Reminders[reminder]))
+        {
+            Assert.Equal("24h0m0s0ms", registration.RootElement.GetProperty("period").GetString());
+        }
+
+        await _agentsSidecar.TriggerReminderAsync(reminder.Type, reminder.Id, reminder.Name);
+
+        Assert.Contains((DaprComponents.Apps.Memory, "/persistent_agents.v1.Memory/Consolidate"), _agentsSidecar.Invocations);
+    }
 }

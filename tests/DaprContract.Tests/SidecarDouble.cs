@@ -78,6 +78,7 @@ public sealed class SidecarDouble : IAsyncDisposable
     private readonly ConcurrentQueue<ActorCall> _actorCalls = new();
     private readonly Dictionary<(string Type, string Id, string Key), string> _actorState = [];
     private readonly HttpClient _actorClient = new();
+    private readonly ConcurrentDictionary<(string Type, string Id, string Name), string> _reminders = new();
     private readonly HttpMessageInvoker _forwardingClient = new(new SocketsHttpHandler { UseProxy = false, AllowAutoRedirect = false, UseCookies = false });
     private readonly ConcurrentDictionary<(string Store, string Name), string> _secrets = new();
     private readonly Lock _stateLock = new();
@@ -165,6 +166,12 @@ public sealed class SidecarDouble : IAsyncDisposable
         app.MapMethods("/v1.0/actors/{type}/{id}/method/{**method}", ["PUT", "POST"], sidecar.InvokeActorAsync);
         app.MapGet("/v1.0/actors/{type}/{id}/state/{key}", sidecar.GetActorState);
         app.MapMethods("/v1.0/actors/{type}/{id}/state", ["PUT", "POST"], sidecar.SaveActorStateAsync);
+        app.MapMethods("/v1.0/actors/{type}/{id}/reminders/{name}", ["PUT", "POST"], sidecar.RegisterReminderAsync);
+        app.MapDelete("/v1.0/actors/{type}/{id}/reminders/{name}", (string type, string id, string name) =>
+        {
+            sidecar._reminders.TryRemove((type, id, name), out _);
+            return Results.NoContent();
+        });
         app.Map("/{**path}", sidecar.ProxyInvocationAsync);
 
         await app.StartAsync();
@@ -245,6 +252,27 @@ public sealed class SidecarDouble : IAsyncDisposable
             ? System.Text.Json.JsonDocument.Parse(text).RootElement.TryGetProperty("status", out var s) ? s.GetString() ?? "" : ""
             : "";
         return ((int)response.StatusCode, status);
+    }
+
+    /// <summary>Reminders the actors registered: (type, id, name) → the registration's JSON (dueTime, period, data).</summary>
+    public IReadOnlyDictionary<(string Type, string Id, string Name), string> Reminders => new Dictionary<(string, string, string), string>(_reminders);
+
+    /// <summary>Fires a registered reminder, as the runtime does when it is due: a turn of the actor like any call.</summary>
+    public async Task TriggerReminderAsync(string type, string id, string name)
+    {
+        var registration = _reminders[(type, id, name)];
+        var turn = _actorTurns.GetOrAdd((type, id), _ => new SemaphoreSlim(1, 1));
+        await turn.WaitAsync();
+        try
+        {
+            using var content = new StringContent(registration, System.Text.Encoding.UTF8, "application/json");
+            using var response = await _actorClient.PutAsync(new Uri(_actorHosts[type], $"/actors/{type}/{Uri.EscapeDataString(id)}/method/remind/{name}"), content);
+            response.EnsureSuccessStatusCode();
+        }
+        finally
+        {
+            turn.Release();
+        }
     }
 
     /// <summary>Deactivates an actor on its host, as the runtime does after its idle timeout.</summary>
@@ -666,6 +694,13 @@ public sealed class SidecarDouble : IAsyncDisposable
         {
             turn.Release();
         }
+    }
+
+    private async Task<IResult> RegisterReminderAsync(HttpContext context, string type, string id, string name)
+    {
+        using var reader = new StreamReader(context.Request.Body);
+        _reminders[(type, id, name)] = await reader.ReadToEndAsync(context.RequestAborted);
+        return Results.NoContent();
     }
 
     private IResult GetActorState(string type, string id, string key)

@@ -29,6 +29,15 @@ public sealed class MemoryApiClient(DaprServiceInvocation dapr) : IMemoryApi
     public Task<PurgeReply> PurgeAsync(PurgeRequest request, CancellationToken cancellationToken) => _client.PurgeAsync(request, To(cancellationToken)).ResponseAsync;
 }
 
+/// <summary>The memory service's periodic work for one agent over gRPC through Dapr service invocation.</summary>
+public sealed class MemoryMaintenanceClient(DaprServiceInvocation dapr) : IMemoryMaintenanceApi
+{
+    private readonly Contracts.V1.Memory.MemoryClient _client = new(dapr.Channel);
+
+    public Task<ConsolidateReply> ConsolidateAsync(ConsolidateRequest request, CancellationToken cancellationToken) =>
+        _client.ConsolidateAsync(request, dapr.To(DaprComponents.Apps.Memory, cancellationToken)).ResponseAsync;
+}
+
 /// <summary>The learning service's API over gRPC through Dapr service invocation.</summary>
 public sealed class LearningApiClient(DaprServiceInvocation dapr) : ILearningApi
 {

@@ -4,6 +4,7 @@ using Google.Protobuf;
 using Grpc.Core;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Options;
+using PersistentAgents.Contracts;
 using PersistentAgents.Contracts.V1;
 
 namespace PersistentAgents.Agents.Dapr;
@@ -13,8 +14,12 @@ namespace PersistentAgents.Agents.Dapr;
 /// places it on one replica; its aggregate statistics are its actor state (<c>agent-actor-state</c>), written
 /// before a turn's reply leaves. Idle agents are deactivated by the runtime and come back from that state.
 /// </summary>
-public sealed class PersistentAgentActor(ActorHost host, IServiceProvider services, IOptions<AgentLimits> limits) : Actor(host), IPersistentAgent
+public sealed class PersistentAgentActor(
+    ActorHost host, IServiceProvider services, IOptions<AgentLimits> limits, IMemoryMaintenanceApi maintenance) : Actor(host), IPersistentAgent, IRemindable
 {
+    /// <summary>The reminder of the agent's periodic work: turning its finished days of episodes into summaries.</summary>
+    public const string ConsolidationReminder = "consolidate";
+
     private const string AggregateKey = "aggregate";
 
     // How long a task id is remembered: pub/sub redelivers within minutes (design §13), a day is ample.
@@ -24,6 +29,22 @@ public sealed class PersistentAgentActor(ActorHost host, IServiceProvider servic
     private AgentId Agent => ActorIds.AgentOf(Id);
 
     private AgentLoop Loop => _loop ??= ActivatorUtilities.CreateInstance<AgentLoop>(services, new ActorStateStore(StateManager));
+
+    /// <summary>
+    /// Registers the agent's periodic work on every activation: the runtime keeps one reminder per name, so
+    /// registering again only updates it, and a reminder outlives deactivation.
+    /// </summary>
+    protected override async Task OnActivateAsync() =>
+        await RegisterReminderAsync(ConsolidationReminder, null, limits.Value.ConsolidationDueTime, limits.Value.ConsolidationPeriod);
+
+    public async Task ReceiveReminderAsync(string reminderName, byte[] state, TimeSpan dueTime, TimeSpan period)
+    {
+        if (reminderName == ConsolidationReminder)
+        {
+            var agent = Agent;
+            await maintenance.ConsolidateAsync(new ConsolidateRequest { Agent = new AgentRef { Tenant = agent.Tenant, Agent = agent.Name } }, CancellationToken.None);
+        }
+    }
 
     public async Task<byte[]> CompleteAsync(byte[] request)
     {
