@@ -37,25 +37,45 @@ public sealed class AgentLoop(
         var at = timeProvider.GetUtcNow();
         var interactionId = InteractionIds.New(at);
         var agentRef = new AgentRef { Tenant = agent.Tenant, Agent = agent.Name };
+        using var turn = AgentsTelemetry.StartTurn(agent, request.TaskType, interactionId);
 
-        var working = await memory.GetWorkingMemoryAsync(
-            new GetWorkingMemoryRequest { Agent = agentRef, SessionId = request.SessionId, MaxTurns = _limits.WorkingMemoryTurns },
-            cancellationToken);
-        var recalled = await memory.RecallAsync(
-            new RecallRequest { Agent = agentRef, Query = request.Prompt, TopK = _limits.RecallTopK, MinSimilarity = _limits.RecallMinSimilarity, TokenBudget = _limits.RecallTokenBudget },
-            cancellationToken);
+        WorkingMemory working;
+        RecallReply recalled;
+        using (AgentsTelemetry.StartStep("memory.recall"))
+        {
+            working = await memory.GetWorkingMemoryAsync(
+                new GetWorkingMemoryRequest { Agent = agentRef, SessionId = request.SessionId, MaxTurns = _limits.WorkingMemoryTurns },
+                cancellationToken);
+            recalled = await memory.RecallAsync(
+                new RecallRequest { Agent = agentRef, Query = request.Prompt, TopK = _limits.RecallTopK, MinSimilarity = _limits.RecallMinSimilarity, TokenBudget = _limits.RecallTokenBudget },
+                cancellationToken);
+        }
+
         var memoriesUsed = recalled.Memories;
 
-        var route = await RouteAsync(agent, request, cancellationToken);
+        RankReply route;
+        using (var routing = AgentsTelemetry.StartStep("learning.route"))
+        {
+            route = await RouteAsync(agent, request, cancellationToken);
+            routing?.SetTag("persistent_agents.strategy", route.Strategy);
+            routing?.SetTag("persistent_agents.route_context", route.Context);
+            routing?.SetTag("persistent_agents.chosen", $"{route.Ranked[0].Provider}/{route.Ranked[0].Model}");
+        }
+
         var gatewayRequest = new GatewayRequest
         {
             Tenant = agent.Tenant, Agent = agent.Name, TaskType = request.TaskType, NoCache = request.NoCache, ResponseFormat = request.ResponseFormat,
         };
         gatewayRequest.Messages.AddRange(BuildMessages(agent, request, working, memoriesUsed));
         gatewayRequest.Candidates.AddRange(route.Ranked);
-        var result = onDelta is null
-            ? await gateway.CompleteAsync(gatewayRequest, cancellationToken)
-            : await gateway.CompleteStreamingAsync(gatewayRequest, onDelta, cancellationToken);
+        GatewayReply result;
+        using (AgentsTelemetry.StartStep("gateway.complete"))
+        {
+            result = onDelta is null
+                ? await gateway.CompleteAsync(gatewayRequest, cancellationToken)
+                : await gateway.CompleteStreamingAsync(gatewayRequest, onDelta, cancellationToken);
+        }
+
         if (result.BudgetExhausted)
         {
             // Refused before any provider was called: nothing happened, so nothing is remembered.
@@ -94,22 +114,31 @@ public sealed class AgentLoop(
 
         // Everything below is written before the reply leaves, so an acknowledged interaction survives a
         // crash. The episode goes first: it is the full record from which the rest can be rebuilt.
-        await memory.AppendEpisodeAsync(
-            new AppendEpisodeRequest { Agent = agentRef, InteractionId = interactionId, At = Timestamp.FromDateTimeOffset(at), Json = EpisodeJson(agent, request, reply, result.Success, at) },
-            cancellationToken);
-        await state.SaveAsync(agent, Accumulate(await state.LoadAsync(agent, cancellationToken) ?? new AgentAggregate(), request.TaskType, reply, result, at), cancellationToken);
-        if (result.Success)
+        using (AgentsTelemetry.StartStep("memory.remember"))
         {
-            await memory.AppendTurnAsync(
-                new AppendTurnRequest { Agent = agentRef, SessionId = request.SessionId, Turn = new Turn { Prompt = request.Prompt, Reply = reply.Text, InteractionId = interactionId, At = Timestamp.FromDateTimeOffset(at) } },
+            await memory.AppendEpisodeAsync(
+                new AppendEpisodeRequest { Agent = agentRef, InteractionId = interactionId, At = Timestamp.FromDateTimeOffset(at), Json = EpisodeJson(agent, request, reply, result.Success, at) },
                 cancellationToken);
-            var remembered = await memory.RememberAsync(
-                new RememberRequest { Agent = agentRef, Id = interactionId, Text = MemoryText(request, reply.Text), TaskType = request.TaskType, Success = true, CostUsd = reply.CostUsd },
-                cancellationToken);
-            logger.LogDebug("Agent {Agent} remembered interaction {Interaction} as {Memory}", agent, interactionId, remembered.Id);
+            await state.SaveAsync(agent, Accumulate(await state.LoadAsync(agent, cancellationToken) ?? new AgentAggregate(), request.TaskType, reply, result, at), cancellationToken);
+            if (result.Success)
+            {
+                await memory.AppendTurnAsync(
+                    new AppendTurnRequest { Agent = agentRef, SessionId = request.SessionId, Turn = new Turn { Prompt = request.Prompt, Reply = reply.Text, InteractionId = interactionId, At = Timestamp.FromDateTimeOffset(at) } },
+                    cancellationToken);
+                var remembered = await memory.RememberAsync(
+                    new RememberRequest { Agent = agentRef, Id = interactionId, Text = MemoryText(request, reply.Text), TaskType = request.TaskType, Success = true, CostUsd = reply.CostUsd },
+                    cancellationToken);
+                logger.LogDebug("Agent {Agent} remembered interaction {Interaction} as {Memory}", agent, interactionId, remembered.Id);
+            }
         }
 
-        await events.PublishAsync(Topics.InteractionCompleted, interactionId, OutcomeOf(agent, request, route, reply, result, at), cancellationToken);
+        using (AgentsTelemetry.StartStep("events.publish"))
+        {
+            await events.PublishAsync(Topics.InteractionCompleted, interactionId, OutcomeOf(agent, request, route, reply, result, at), cancellationToken);
+        }
+
+        AgentsTelemetry.Completed(request.TaskType, result.Success && result.StreamError.Length == 0, timeProvider.GetElapsedTime(started));
+        turn?.SetTag("persistent_agents.success", result.Success);
 
         if (result.StreamError.Length > 0)
         {

@@ -56,6 +56,7 @@ public static class AgentsServiceHost
         services.AddSingleton<IAgentInvoker>(sp => new ActorAgentInvoker(sp.GetRequiredService<global::Dapr.Actors.Client.IActorProxyFactory>()));
         services.AddAgentsPublicApi();
         services.AddServingHealthChecks();
+        services.AddPlatformTelemetry(configuration, DaprComponents.Apps.Agents);
         overrides?.Invoke(services);
 
         var app = builder.Build();
@@ -64,6 +65,7 @@ public static class AgentsServiceHost
         app.MapAgentTasksSubscription();
         app.MapGrpcHealthChecksService();
         app.MapHealthChecks("/healthz");
+        app.MapPrometheusMetrics();
         return app;
     }
 }

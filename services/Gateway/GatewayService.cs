@@ -41,6 +41,7 @@ public sealed class GatewayService(
     {
         var started = timeProvider.GetTimestamp();
         var (hit, cached) = await cache.LookupAsync(request, cancellationToken);
+        GatewayTelemetry.CacheLookup(cached is null ? "miss" : hit == CacheHit.Exact ? "exact" : "semantic");
         if (cached is not null)
         {
             if (onDelta is not null)
@@ -117,6 +118,8 @@ public sealed class GatewayService(
             }
 
             var attemptStarted = timeProvider.GetTimestamp();
+            var system = model.Provider.Kind.ToString().ToLowerInvariant();
+            using var attempt = GatewayTelemetry.StartAttempt(system, arm, request.Agent, request.TaskType);
             try
             {
                 var completion = await resilience.PipelineFor(arm.Provider).ExecuteAsync(
@@ -137,6 +140,7 @@ public sealed class GatewayService(
                 reply.ReferenceCostUsd = models.Max(m => CostOf(m.Definition, tokensIn, tokensOut));
                 reply.ReportedQuality = completion.ReportedQuality ?? -1;
                 budgets.Settle(reservation, reply.CostUsd);
+                GatewayTelemetry.Succeeded(attempt, system, arm, tokensIn, tokensOut, reply.CostUsd, timeProvider.GetElapsedTime(attemptStarted));
                 break;
             }
             catch (BrokenCircuitException)
@@ -155,6 +159,7 @@ public sealed class GatewayService(
                 var error = e is TimeoutRejectedException ? "timed out" : e.Message;
                 logger.LogWarning("Provider {Provider}/{Model} failed: {Error}", arm.Provider, arm.Model, error);
                 reply.Attempts.Add(new Attempt { Arm = arm, Outcome = "failed", Error = error, LatencyMs = ElapsedMs(attemptStarted) });
+                GatewayTelemetry.Failed(attempt, system, arm, e is TimeoutRejectedException ? "timeout" : "provider_error", timeProvider.GetElapsedTime(attemptStarted));
                 if (streamed.Characters > 0)
                 {
                     // Text already reached the caller: another candidate would start a second reply.

@@ -21,14 +21,24 @@ public static class GatewayServiceCollectionExtensions
         services.AddSingleton<ResponseCache>();
         services.AddSingleton<SpendLedger>();
         services.AddSingleton(sp => ActivateProviders(catalog, sp.GetRequiredService<ISecretSource>()));
-        services.AddSingleton(sp => new ProviderResilience(
-            catalog.Providers
+        services.AddMetrics();
+        services.AddSingleton(sp =>
+        {
+            var providers = catalog.Providers
                 .Where(p => sp.GetRequiredService<ActiveProviders>().Models.Any(m => m.Provider.Name == p.Name))
-                .Select(p => (p.Name, TimeSpan.FromSeconds(p.TimeoutSeconds))),
-            sp.GetRequiredService<Microsoft.Extensions.Options.IOptions<ResilienceOptions>>().Value,
-            sp.GetRequiredService<IEventPublisher>(),
-            sp.GetRequiredService<TimeProvider>(),
-            sp.GetRequiredService<ILogger<ProviderResilience>>()));
+                .Select(p => (p.Name, TimeSpan.FromSeconds(p.TimeoutSeconds)))
+                .ToList();
+            var resilience = new ProviderResilience(
+                providers,
+                sp.GetRequiredService<Microsoft.Extensions.Options.IOptions<ResilienceOptions>>().Value,
+                sp.GetRequiredService<IEventPublisher>(),
+                sp.GetRequiredService<TimeProvider>(),
+                sp.GetRequiredService<ILogger<ProviderResilience>>());
+            GatewayTelemetry.ObserveCircuits(
+                sp.GetRequiredService<System.Diagnostics.Metrics.IMeterFactory>().Create(new System.Diagnostics.Metrics.MeterOptions(GatewayTelemetry.Name)),
+                () => providers.Select(p => (p.Name, resilience.CircuitStateOf(p.Name))));
+            return resilience;
+        });
         services.AddSingleton<IGatewayApi>(sp => new GatewayService(
             sp.GetRequiredService<ActiveProviders>().Models,
             sp.GetRequiredService<ProviderResilience>(),

@@ -23,7 +23,7 @@ public static class GatewayServiceHost
     /// <param name="overrides">Replaces registrations after the composition (tests point the Dapr client at a double).</param>
     public static WebApplication Build(string[] args, Action<IServiceCollection>? overrides = null)
     {
-        var builder = GrpcServiceHost.CreateBuilder(args, DaprComponents.AppPorts.Gateway);
+        var builder = GrpcServiceHost.CreateBuilder(args, DaprComponents.AppPorts.Gateway, DaprComponents.Apps.Gateway);
         var catalogPath = builder.Configuration["catalog"] ?? Path.Combine(AppContext.BaseDirectory, "catalog.yaml");
         var services = builder.Services;
         services.TryAddSingleton(TimeProvider.System);

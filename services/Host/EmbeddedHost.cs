@@ -100,12 +100,14 @@ public static class EmbeddedHost
 
         services.AddAgentsPublicApi();
         services.AddServingHealthChecks();
+        services.AddPlatformTelemetry(builder.Configuration, "persistent-agents");
 
         var app = builder.Build();
         app.MapAgentsPublicApi();
         // Only the public API: memory, learning and gateway are called in process here and have no
         // tenant checks of their own, so exposing them would let a caller step around the agents.
         app.MapGrpcHealthChecksService();
+        app.MapPrometheusMetrics();
         app.MapOpenAiCompatibleApi();
         app.MapGatewayAdminApi();
 

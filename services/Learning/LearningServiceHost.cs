@@ -18,7 +18,7 @@ public static class LearningServiceHost
     /// <param name="overrides">Replaces registrations after the composition (tests point the Dapr client at a double).</param>
     public static WebApplication Build(string[] args, Action<IServiceCollection>? overrides = null)
     {
-        var builder = GrpcServiceHost.CreateBuilder(args, DaprComponents.AppPorts.Learning);
+        var builder = GrpcServiceHost.CreateBuilder(args, DaprComponents.AppPorts.Learning, DaprComponents.Apps.Learning);
         var services = builder.Services;
         services.Configure<LearningOptions>(builder.Configuration.GetSection("Learning"));
         services.AddDaprLearningState();

@@ -17,7 +17,7 @@ public static class MemoryServiceHost
     /// <param name="overrides">Replaces registrations after the composition (tests point the Dapr client at a double).</param>
     public static WebApplication Build(string[] args, Action<IServiceCollection>? overrides = null)
     {
-        var builder = GrpcServiceHost.CreateBuilder(args, DaprComponents.AppPorts.Memory);
+        var builder = GrpcServiceHost.CreateBuilder(args, DaprComponents.AppPorts.Memory, DaprComponents.Apps.Memory);
         var services = builder.Services;
         services.Configure<MemoryOptions>(builder.Configuration.GetSection("Memory"));
         services.AddDaprMemoryStores(EpisodeBindingOf(builder.Configuration["Memory:EpisodeBinding"]));

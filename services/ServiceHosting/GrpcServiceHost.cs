@@ -14,7 +14,8 @@ namespace PersistentAgents.ServiceHosting;
 /// </summary>
 public static class GrpcServiceHost
 {
-    public static WebApplicationBuilder CreateBuilder(string[] args, int defaultPort)
+    /// <param name="serviceName">The service's name in traces and metrics (its Dapr app id).</param>
+    public static WebApplicationBuilder CreateBuilder(string[] args, int defaultPort, string serviceName)
     {
         var builder = WebApplication.CreateBuilder(new WebApplicationOptions { Args = args, ContentRootPath = AppContext.BaseDirectory });
         if (string.IsNullOrEmpty(builder.Configuration[WebHostDefaults.ServerUrlsKey]))
@@ -26,6 +27,8 @@ public static class GrpcServiceHost
         builder.Services.AddGrpc(options => options.EnableDetailedErrors = false);
         builder.Services.AddGrpcReflection();
         builder.Services.AddServingHealthChecks();
+        // Prometheus scrapes HTTP/1.1, which this host does not serve: its telemetry leaves by OTLP.
+        builder.Services.AddPlatformTelemetry(builder.Configuration, serviceName);
         return builder;
     }
 
