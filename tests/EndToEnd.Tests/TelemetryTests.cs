@@ -54,8 +54,22 @@ public sealed class TelemetryTests : IDisposable
     [Fact]
     public async Task The_prometheus_endpoint_exposes_token_usage_duration_cost_cache_circuits_and_interactions_after_a_complete()
     {
-        await using var host = await TestHost.StartAsync(TestHost.NewDataDir(), TestCatalogs.Simulated());
-        await host.CompleteAsync("measured", new { prompt = "Count my tokens please", taskType = "metrics" });
+        // The catalog's word makes sim-flaky the first choice; it fails, so the call falls back to sim-steady.
+        const string Catalog = """
+            simulated: always
+            providers:
+              - name: sim-flaky
+                kind: simulated
+                models:
+                  - { name: flaky, inputPricePerMTok: 1.0, outputPricePerMTok: 2.0, quality: 0.99, simulation: { quality: 0.9, failureRate: 1, latencyMs: 1 } }
+              - name: sim-steady
+                kind: simulated
+                models:
+                  - { name: steady, inputPricePerMTok: 1.0, outputPricePerMTok: 2.0, quality: 0.1, simulation: { quality: 0.8, failureRate: 0, latencyMs: 1 } }
+            """;
+        await using var host = await TestHost.StartAsync(TestHost.NewDataDir(), Catalog, "--Resilience:MaxRetries", "0");
+        var (status, reply) = await host.CompleteAsync("measured", new { prompt = "Count my tokens please", taskType = "metrics" });
+        Assert.Equal((200, "sim-steady"), (status, reply["provider"]!.GetValue<string>()));
 
         var text = await host.Rest.GetStringAsync(new Uri("/metrics", UriKind.Relative));
 
@@ -69,6 +83,26 @@ public sealed class TelemetryTests : IDisposable
         }
 
         Assert.Contains("gen_ai_token_type=\"output\"", text, StringComparison.Ordinal);
+
+        // Every metric the shipped Grafana dashboard queries is one the host exposes.
+        var dashboard = await File.ReadAllTextAsync(Path.Combine(RepositoryRoot(), "deploy", "grafana", "persistent-agents.json"));
+        var queried = System.Text.RegularExpressions.Regex.Matches(dashboard, "(gen_ai|persistent_agents)_[a-z_]+")
+            .Select(m => System.Text.RegularExpressions.Regex.Replace(m.Value, "_(bucket|sum|count|total)$", ""))
+            .Distinct()
+            .ToList();
+        Assert.NotEmpty(queried);
+        Assert.All(queried, metric => Assert.Contains(metric, text, StringComparison.Ordinal));
         Assert.Matches(@"persistent_agents_interactions_total\{[^}]*persistent_agents_task_type=""metrics""[^}]*\} [1-9]", text);
+    }
+
+    private static string RepositoryRoot()
+    {
+        var folder = new DirectoryInfo(AppContext.BaseDirectory);
+        while (folder is not null && !File.Exists(Path.Combine(folder.FullName, "PersistentAgents.sln")))
+        {
+            folder = folder.Parent;
+        }
+
+        return folder?.FullName ?? throw new InvalidOperationException("PersistentAgents.sln not found above the test binaries");
     }
 }
