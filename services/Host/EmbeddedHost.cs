@@ -5,6 +5,7 @@ using PersistentAgents.Agents;
 using PersistentAgents.Agents.Routing;
 using PersistentAgents.Agents.Embedded;
 using PersistentAgents.Agents.Rest;
+using PersistentAgents.Analytics;
 using PersistentAgents.Contracts;
 using PersistentAgents.Contracts.V1;
 using PersistentAgents.EmbeddedStorage;
@@ -87,11 +88,21 @@ public static class EmbeddedHost
         services.AddSingleton<AgentLoop>();
         services.AddSingleton<IAgentInvoker, InProcessAgentInvoker>();
 
+        // Analytics: every outcome also into PostgreSQL when Analytics:ConnectionString is set.
+        services.AddPostgresAnalytics(builder.Configuration);
+
         services.AddSingleton(sp =>
         {
             var bus = new InProcessEventBus(sp.GetRequiredService<ILogger<InProcessEventBus>>());
             var learning = sp.GetRequiredService<ILearningApi>();
             bus.Subscribe<InteractionCompleted>(Topics.InteractionCompleted, (outcome, _, token) => learning.RecordOutcomeAsync(outcome, token));
+            if (sp.GetService<IInteractionSink>() is { } analytics)
+            {
+                // Best effort: the bus logs a failing subscriber and the reply still leaves, since the
+                // episode, already stored, remains the record of the interaction.
+                bus.Subscribe<InteractionCompleted>(Topics.InteractionCompleted, (outcome, _, token) => analytics.WriteAsync(outcome, token));
+            }
+
             return bus;
         });
         services.AddSingleton<IEventPublisher>(sp => sp.GetRequiredService<InProcessEventBus>());

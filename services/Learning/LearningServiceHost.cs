@@ -2,6 +2,7 @@ using Microsoft.AspNetCore.Builder;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Options;
+using PersistentAgents.Analytics;
 using PersistentAgents.Contracts;
 using PersistentAgents.Learning.Dapr;
 using PersistentAgents.ServiceHosting;
@@ -26,6 +27,8 @@ public static class LearningServiceHost
         services.AddSingleton<ILearningApi>(sp => new LearningService(
             sp.GetRequiredService<ILearningStateStore>(), sp.GetRequiredService<IOptions<LearningOptions>>(), Random.Shared, TimeProvider.System,
             sp.GetRequiredService<IEventPublisher>()));
+        // Analytics: the app callback also writes each outcome to PostgreSQL when Analytics:ConnectionString is set.
+        services.AddPostgresAnalytics(builder.Configuration);
         overrides?.Invoke(services);
 
         var app = builder.Build();

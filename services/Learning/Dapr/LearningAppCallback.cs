@@ -3,6 +3,7 @@ using Google.Protobuf;
 using Google.Protobuf.WellKnownTypes;
 using Grpc.Core;
 using Microsoft.Extensions.Logging;
+using PersistentAgents.Analytics;
 using PersistentAgents.Contracts;
 using PersistentAgents.Contracts.V1;
 
@@ -12,9 +13,10 @@ namespace PersistentAgents.Learning.Dapr;
 /// How the learning service, a gRPC app (app-protocol grpc), receives <c>interaction-completed</c> from its
 /// sidecar (design §13): the sidecar asks <c>ListTopicSubscriptions</c> once and then delivers each CloudEvent
 /// to <c>OnTopicEvent</c>. Delivery is at least once; an outcome is applied once by its interaction id, so a
-/// redelivered event is acknowledged and changes nothing.
+/// redelivered event is acknowledged and changes nothing. With analytics configured, each outcome learned
+/// from is also written to the <paramref name="analytics"/> sink.
 /// </summary>
-public sealed class LearningAppCallback(ILearningApi learning, ILogger<LearningAppCallback> logger) : AppCallback.AppCallbackBase
+public sealed class LearningAppCallback(ILearningApi learning, ILogger<LearningAppCallback> logger, IInteractionSink? analytics = null) : AppCallback.AppCallbackBase
 {
     private static readonly JsonParser Parser = new(JsonParser.Settings.Default.WithIgnoreUnknownFields(true));
 
@@ -53,7 +55,6 @@ public sealed class LearningAppCallback(ILearningApi learning, ILogger<LearningA
         try
         {
             await learning.RecordOutcomeAsync(outcome, context.CancellationToken);
-            return Answer(TopicEventResponse.Types.TopicEventResponseStatus.Success);
         }
         catch (RpcException e) when (e.StatusCode == StatusCode.InvalidArgument)
         {
@@ -65,6 +66,28 @@ public sealed class LearningAppCallback(ILearningApi learning, ILogger<LearningA
             // The state store may be back in a moment: the sidecar redelivers under the resiliency policy.
             logger.LogError(e, "Event {Id} will be retried", request.Id);
             return Answer(TopicEventResponse.Types.TopicEventResponseStatus.Retry);
+        }
+
+        await WriteAnalyticsAsync(request.Id, outcome, context.CancellationToken);
+        return Answer(TopicEventResponse.Types.TopicEventResponseStatus.Success);
+    }
+
+    private async Task WriteAnalyticsAsync(string eventId, InteractionCompleted outcome, CancellationToken cancellationToken)
+    {
+        if (analytics is null)
+        {
+            return;
+        }
+
+        try
+        {
+            await analytics.WriteAsync(outcome, cancellationToken);
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            // Best effort: learning has the outcome and the episode remains the record, so a redelivery
+            // for analytics' sake is not worth holding the event back.
+            logger.LogError(e, "Event {Id} was learned from but not written to analytics", eventId);
         }
     }
 
