@@ -60,6 +60,7 @@ public static class AgentsServiceHost
         overrides?.Invoke(services);
 
         var app = builder.Build();
+        app.MapDashboard();
         app.MapAgentsPublicApi();
         app.MapActorsHandlers();
         app.MapAgentTasksSubscription();

@@ -114,6 +114,7 @@ public static class EmbeddedHost
         services.AddPlatformTelemetry(builder.Configuration, "persistent-agents");
 
         var app = builder.Build();
+        app.MapDashboard();
         app.MapAgentsPublicApi();
         // Only the public API: memory, learning and gateway are called in process here and have no
         // tenant checks of their own, so exposing them would let a caller step around the agents.
