@@ -7,11 +7,11 @@
 using System.Diagnostics;
 using System.Globalization;
 using System.Net;
-using System.Net.Sockets;
 using System.Runtime.InteropServices;
 using System.Text;
 using System.Text.Json.Nodes;
 using PersistentAgents.Bench.Gateway;
+using static PersistentAgents.Bench.BenchEnvironment;
 
 CultureInfo.DefaultThreadCurrentCulture = CultureInfo.InvariantCulture;
 CultureInfo.CurrentCulture = CultureInfo.InvariantCulture;
@@ -297,35 +297,6 @@ int IntOption(string name, int fallback) =>
 
 string[] ListOption(string name, string fallback) =>
     (args.SkipWhile(a => a != name).Skip(1).FirstOrDefault() ?? fallback).Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
-
-static int FreePort()
-{
-    using var listener = new TcpListener(IPAddress.Loopback, 0);
-    listener.Start();
-    var port = ((IPEndPoint)listener.LocalEndpoint).Port;
-    listener.Stop();
-    return port;
-}
-
-static string RepositoryRoot()
-{
-    for (var directory = new DirectoryInfo(AppContext.BaseDirectory); directory is not null; directory = directory.Parent)
-    {
-        if (File.Exists(Path.Combine(directory.FullName, "PersistentAgents.sln")))
-        {
-            return directory.FullName;
-        }
-    }
-
-    throw new InvalidOperationException($"no PersistentAgents.sln above {AppContext.BaseDirectory}");
-}
-
-/// <summary>The dotnet host that runs this program, so the gateway runs on the same runtime.</summary>
-static string DotnetExecutable()
-{
-    var beside = Path.GetFullPath(Path.Combine(RuntimeEnvironment.GetRuntimeDirectory(), "..", "..", "..", OperatingSystem.IsWindows() ? "dotnet.exe" : "dotnet"));
-    return File.Exists(beside) ? beside : "dotnet";
-}
 
 async Task EnsurePortkeyAsync()
 {

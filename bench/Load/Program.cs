@@ -5,11 +5,10 @@
 // dotnet run -c Release --project bench/Load [-- --help]
 using System.Diagnostics;
 using System.Globalization;
-using System.Net;
-using System.Net.Sockets;
 using System.Runtime.InteropServices;
 using System.Text;
 using PersistentAgents.Bench.Gateway;
+using static PersistentAgents.Bench.BenchEnvironment;
 using PersistentAgents.Bench.Load;
 
 CultureInfo.DefaultThreadCurrentCulture = CultureInfo.InvariantCulture;
@@ -244,35 +243,6 @@ int IntOption(string name, int fallback) => Option(name) is { } value ? int.Pars
 string? Option(string name) => args.SkipWhile(a => a != name).Skip(1).FirstOrDefault();
 
 static void Progress(string message) => Console.Error.WriteLine($"[{DateTime.UtcNow:HH:mm:ss}] {message}");
-
-static int FreePort()
-{
-    using var listener = new TcpListener(IPAddress.Loopback, 0);
-    listener.Start();
-    var port = ((IPEndPoint)listener.LocalEndpoint).Port;
-    listener.Stop();
-    return port;
-}
-
-static string RepositoryRoot()
-{
-    for (var directory = new DirectoryInfo(AppContext.BaseDirectory); directory is not null; directory = directory.Parent)
-    {
-        if (File.Exists(Path.Combine(directory.FullName, "PersistentAgents.sln")))
-        {
-            return directory.FullName;
-        }
-    }
-
-    throw new InvalidOperationException($"no PersistentAgents.sln above {AppContext.BaseDirectory}");
-}
-
-/// <summary>The dotnet host that runs this program, so the host runs on the same runtime.</summary>
-static string DotnetExecutable()
-{
-    var beside = Path.GetFullPath(Path.Combine(RuntimeEnvironment.GetRuntimeDirectory(), "..", "..", "..", OperatingSystem.IsWindows() ? "dotnet.exe" : "dotnet"));
-    return File.Exists(beside) ? beside : "dotnet";
-}
 
 /// <summary>A host process this benchmark started, where it answers, and its data folder.</summary>
 internal sealed record RunningHost(ChildProcess Process, Uri BaseAddress, string DataDir) : IAsyncDisposable

@@ -1,0 +1,40 @@
+using System.Net;
+using System.Net.Sockets;
+using System.Runtime.InteropServices;
+
+namespace PersistentAgents.Bench;
+
+/// <summary>What the benchmarks that start hosts as child processes need of their surroundings.</summary>
+internal static class BenchEnvironment
+{
+    /// <summary>A loopback port free at the moment of asking.</summary>
+    public static int FreePort()
+    {
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        var port = ((IPEndPoint)listener.LocalEndpoint).Port;
+        listener.Stop();
+        return port;
+    }
+
+    /// <summary>The folder holding PersistentAgents.sln, found from the build output so a run works from any directory.</summary>
+    public static string RepositoryRoot()
+    {
+        for (var directory = new DirectoryInfo(AppContext.BaseDirectory); directory is not null; directory = directory.Parent)
+        {
+            if (File.Exists(Path.Combine(directory.FullName, "PersistentAgents.sln")))
+            {
+                return directory.FullName;
+            }
+        }
+
+        throw new InvalidOperationException($"no PersistentAgents.sln above {AppContext.BaseDirectory}");
+    }
+
+    /// <summary>The dotnet host that runs this program, so a child host runs on the same runtime.</summary>
+    public static string DotnetExecutable()
+    {
+        var beside = Path.GetFullPath(Path.Combine(RuntimeEnvironment.GetRuntimeDirectory(), "..", "..", "..", OperatingSystem.IsWindows() ? "dotnet.exe" : "dotnet"));
+        return File.Exists(beside) ? beside : "dotnet";
+    }
+}
