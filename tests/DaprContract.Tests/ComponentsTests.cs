@@ -1,7 +1,4 @@
 using PersistentAgents.Contracts;
-using YamlDotNet.Core;
-using YamlDotNet.Core.Events;
-using YamlDotNet.Serialization;
 
 namespace PersistentAgents.DaprContract.Tests;
 
@@ -34,19 +31,7 @@ public sealed class ComponentsTests
     private static List<Dictionary<object, object>> Documents(string file)
     {
         using var reader = new StreamReader(file);
-        var parser = new Parser(reader);
-        var deserializer = new DeserializerBuilder().Build();
-        parser.Consume<StreamStart>();
-        var documents = new List<Dictionary<object, object>>();
-        while (parser.Accept<DocumentStart>(out _))
-        {
-            if (deserializer.Deserialize<Dictionary<object, object>?>(parser) is { } document)
-            {
-                documents.Add(document);
-            }
-        }
-
-        return documents;
+        return YamlDocuments.Read(reader);
     }
 
     private static Dictionary<object, object> Map(Dictionary<object, object> node, string key) =>

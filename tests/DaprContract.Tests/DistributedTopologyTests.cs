@@ -2,8 +2,6 @@ using System.Net.Http.Json;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using Microsoft.AspNetCore.Builder;
-using Microsoft.AspNetCore.Hosting.Server;
-using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.Extensions.DependencyInjection;
 using PersistentAgents.Agents;
 using PersistentAgents.Agents.Dapr;
@@ -114,7 +112,7 @@ public sealed class DistributedTopologyTests(PgliteServer postgres) : IAsyncLife
     {
         await app.StartAsync();
         _running.Add(app);
-        return [.. app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.Select(a => new Uri(a))];
+        return [.. app.ListeningAddresses()];
     }
 
     private async Task<(int Status, JsonObject Body)> CompleteAsync(string agent, object body)

@@ -1,8 +1,6 @@
 using System.Text;
 using Grpc.Net.Client;
 using Microsoft.AspNetCore.Builder;
-using Microsoft.AspNetCore.Hosting.Server;
-using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.Extensions.DependencyInjection;
 using PersistentAgents.Contracts;
 using PersistentAgents.Contracts.V1;
@@ -45,7 +43,7 @@ public sealed class GatewayServiceHostTests : IAsyncLifetime
             ["--urls", "http://127.0.0.1:0", "--catalog", catalogPath, "--Budgets:DailyUsdByAgent:frugal", "1", "--Logging:LogLevel:Default", "Warning"],
             services => services.AddSingleton(_sidecar.Client));
         await _host.StartAsync();
-        _channel = GrpcChannel.ForAddress(_host.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.Single());
+        _channel = GrpcChannel.ForAddress(_host.ListeningAddresses().Single());
     }
 
     public async Task DisposeAsync()

@@ -2,8 +2,6 @@ using Dapr.AppCallback.Autogen.Grpc.v1;
 using Google.Protobuf;
 using Grpc.Net.Client;
 using Microsoft.AspNetCore.Builder;
-using Microsoft.AspNetCore.Hosting.Server;
-using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.Extensions.DependencyInjection;
 using PersistentAgents.Contracts;
 using PersistentAgents.Contracts.V1;
@@ -29,7 +27,7 @@ public sealed class LearningServiceHostTests : IAsyncLifetime
             ["--urls", "http://127.0.0.1:0", "--Logging:LogLevel:Default", "Warning"],
             services => services.AddSingleton(_sidecar.Client));
         await _host.StartAsync();
-        _channel = GrpcChannel.ForAddress(_host.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.Single());
+        _channel = GrpcChannel.ForAddress(_host.ListeningAddresses().Single());
     }
 
     public async Task DisposeAsync()

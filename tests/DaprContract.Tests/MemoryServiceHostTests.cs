@@ -1,7 +1,5 @@
 using Grpc.Net.Client;
 using Microsoft.AspNetCore.Builder;
-using Microsoft.AspNetCore.Hosting.Server;
-using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Time.Testing;
 using PersistentAgents.Contracts;
@@ -33,8 +31,7 @@ public sealed class MemoryServiceHostTests(PgliteServer postgres) : IAsyncLifeti
             ["--urls", "http://127.0.0.1:0", "--Memory:EpisodeBinding", "s3", "--Logging:LogLevel:Default", "Warning"],
             services => services.AddSingleton(_sidecar.Client));
         await _host.StartAsync();
-        var address = _host.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.Single();
-        _channel = GrpcChannel.ForAddress(address);
+        _channel = GrpcChannel.ForAddress(_host.ListeningAddresses().Single());
     }
 
     public async Task DisposeAsync()

@@ -1,6 +1,4 @@
 using Microsoft.AspNetCore.Builder;
-using Microsoft.AspNetCore.Hosting.Server;
-using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.Extensions.DependencyInjection;
 using PersistentAgents.Agents.Dapr;
 using PersistentAgents.Contracts;
@@ -28,7 +26,7 @@ public sealed class ServiceInvocationTests : IAsyncLifetime, IDisposable
             ["--urls", "http://127.0.0.1:0", "--Logging:LogLevel:Default", "Warning"],
             services => services.AddSingleton(_learningSidecar.Client));
         await _learning.StartAsync();
-        _agentsSidecar.RegisterApp(DaprComponents.Apps.Learning, new Uri(_learning.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.Single()));
+        _agentsSidecar.RegisterApp(DaprComponents.Apps.Learning, _learning.ListeningAddresses().Single());
         _invocation = new DaprServiceInvocation(new Uri($"http://127.0.0.1:{_agentsSidecar.GrpcPort}"), TimeSpan.FromSeconds(10));
     }
 

@@ -4,9 +4,7 @@ using System.Text.RegularExpressions;
 using System.Xml.Linq;
 using PersistentAgents.Contracts;
 using YamlDotNet.Core;
-using YamlDotNet.Core.Events;
 using YamlDotNet.RepresentationModel;
-using YamlDotNet.Serialization;
 
 namespace PersistentAgents.DaprContract.Tests;
 
@@ -795,19 +793,7 @@ public sealed partial class TopologyTests
     private static List<Dictionary<object, object>> Documents(string text)
     {
         using var reader = new StringReader(text);
-        var parser = new Parser(reader);
-        var deserializer = new DeserializerBuilder().Build();
-        parser.Consume<StreamStart>();
-        var documents = new List<Dictionary<object, object>>();
-        while (parser.Accept<DocumentStart>(out _))
-        {
-            if (deserializer.Deserialize<Dictionary<object, object>?>(parser) is { } document)
-            {
-                documents.Add(document);
-            }
-        }
-
-        return documents;
+        return YamlDocuments.Read(reader);
     }
 
     private static Dictionary<object, object> Single(string file) => Assert.Single(Documents(File.ReadAllText(file)));

@@ -4,8 +4,6 @@ using Google.Protobuf;
 using Google.Protobuf.WellKnownTypes;
 using Grpc.Net.Client;
 using Microsoft.AspNetCore.Builder;
-using Microsoft.AspNetCore.Hosting.Server;
-using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Npgsql;
@@ -182,7 +180,7 @@ public sealed class AnalyticsTests(PostgresServer postgres)
         await app.StartAsync();
         try
         {
-            using var channel = GrpcChannel.ForAddress(app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.Single());
+            using var channel = GrpcChannel.ForAddress(app.ListeningAddresses().Single());
             var outcome = new InteractionCompleted
             {
                 InteractionId = InteractionIds.New(DateTimeOffset.UtcNow),

@@ -85,7 +85,7 @@ public sealed class TelemetryTests : IDisposable
         Assert.Contains("gen_ai_token_type=\"output\"", text, StringComparison.Ordinal);
 
         // Every metric the shipped Grafana dashboard queries is one the host exposes.
-        var dashboard = await File.ReadAllTextAsync(Path.Combine(RepositoryRoot(), "deploy", "grafana", "persistent-agents.json"));
+        var dashboard = await File.ReadAllTextAsync(Path.Combine(RepositoryRoot.Find(), "deploy", "grafana", "persistent-agents.json"));
         var queried = System.Text.RegularExpressions.Regex.Matches(dashboard, "(gen_ai|persistent_agents)_[a-z_]+")
             .Select(m => System.Text.RegularExpressions.Regex.Replace(m.Value, "_(bucket|sum|count|total)$", ""))
             .Distinct()
@@ -93,16 +93,5 @@ public sealed class TelemetryTests : IDisposable
         Assert.NotEmpty(queried);
         Assert.All(queried, metric => Assert.Contains(metric, text, StringComparison.Ordinal));
         Assert.Matches(@"persistent_agents_interactions_total\{[^}]*persistent_agents_task_type=""metrics""[^}]*\} [1-9]", text);
-    }
-
-    private static string RepositoryRoot()
-    {
-        var folder = new DirectoryInfo(AppContext.BaseDirectory);
-        while (folder is not null && !File.Exists(Path.Combine(folder.FullName, "PersistentAgents.sln")))
-        {
-            folder = folder.Parent;
-        }
-
-        return folder?.FullName ?? throw new InvalidOperationException("PersistentAgents.sln not found above the test binaries");
     }
 }

@@ -3,8 +3,6 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using Grpc.Net.Client;
 using Microsoft.AspNetCore.Builder;
-using Microsoft.AspNetCore.Hosting.Server;
-using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.Extensions.DependencyInjection;
 using PersistentAgents.Host;
 
@@ -46,8 +44,8 @@ public sealed class TestHost : IAsyncDisposable
             .. settings,
         ]);
         await app.StartAsync();
-        var addresses = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.ToList();
-        return new TestHost(app, dataDir, new Uri(addresses[0]), new Uri(addresses[1]));
+        var addresses = app.ListeningAddresses();
+        return new TestHost(app, dataDir, addresses[0], addresses[1]);
     }
 
     public static string NewDataDir() => Path.Combine(Path.GetTempPath(), "pa-tests", Guid.NewGuid().ToString("N"));
