@@ -72,61 +72,58 @@ public sealed class LearningService : ILearningApi, IDisposable
             }
         }
 
-        await _gate.WaitAsync(cancellationToken);
-        try
-        {
-            var state = await StateAsync(cancellationToken);
-            var lambda = requestLambda;
-            ArmRef? fixedArm = null;
-            reply.Strategy = _bandit.Describe(lambda);
-            if (Experiments.Covering(state.Experiments, tenant, request.Agent, request.TaskType) is { } experiment)
+        await UnderGateAsync(
+            state =>
             {
-                var variant = Experiments.Draw(experiment, _random);
-                lambda = LambdaOf(variant.Policy, "policy", requestLambda);
-                fixedArm = variant.FixedArm;
-                reply.Experiment = experiment.Name;
-                reply.Variant = variant.Name;
-                reply.Strategy = fixedArm is null
-                    ? $"experiment {experiment.Name}/{variant.Name}: {_bandit.Describe(lambda)}"
-                    : $"experiment {experiment.Name}/{variant.Name}: fixed {fixedArm.Provider}/{fixedArm.Model}, then {_bandit.Describe(lambda)}";
-            }
-
-            reply.CostWeight = lambda;
-            var sampled = eligible.Select(eligibleArm =>
-            {
-                var candidate = eligibleArm.Candidate;
-                var key = KeyOf(tenant, request.Agent, request.TaskType, context, candidate.Arm);
-                // A new arm starts from the catalog's word; it is stored with the group's next outcome, as is the
-                // catalog's latest price.
-                var arm = (state.Arms.Find(key) ?? ArmState.New(candidate.PriorQuality)) with
+                var lambda = requestLambda;
+                ArmRef? fixedArm = null;
+                reply.Strategy = _bandit.Describe(lambda);
+                if (Experiments.Covering(state.Experiments, tenant, request.Agent, request.TaskType) is { } experiment)
                 {
-                    CatalogCost = maxCost > 0 ? eligibleArm.ExpectedCost / maxCost : 0,
-                };
-                state.Arms[key] = arm;
-                var provider = _providers.GetValueOrDefault(candidate.Arm.Provider) ?? ProviderRecord.Healthy;
-                var providerDown = provider.ConsecutiveFailures >= _options.DownAfterFailures;
-                return (
-                    candidate,
-                    Down: providerDown || _bandit.IsDown(arm),
-                    Probe: (providerDown && provider.Idle >= _options.ProbeInterval) || _bandit.IsDueForProbe(arm),
-                    Sample: _bandit.Sample(arm, lambda, _random));
-            }).ToList();
+                    var variant = Experiments.Draw(experiment, _random);
+                    lambda = LambdaOf(variant.Policy, "policy", requestLambda);
+                    fixedArm = variant.FixedArm;
+                    reply.Experiment = experiment.Name;
+                    reply.Variant = variant.Name;
+                    reply.Strategy = fixedArm is null
+                        ? $"experiment {experiment.Name}/{variant.Name}: {_bandit.Describe(lambda)}"
+                        : $"experiment {experiment.Name}/{variant.Name}: fixed {fixedArm.Provider}/{fixedArm.Model}, then {_bandit.Describe(lambda)}";
+                }
 
-            // Arms whose circuit is open still end the chain: a half-open probe may find them healthy. Arms the
-            // bandit holds down come after the healthy ones, except for at most one probe per interaction.
-            var probe = sampled.Where(s => s.candidate.Available && s.Probe).Select(s => s.candidate.Arm).FirstOrDefault();
-            reply.Ranked.AddRange(sampled
-                .OrderByDescending(s => s.candidate.Available)
-                .ThenByDescending(s => fixedArm is not null && s.candidate.Arm.Equals(fixedArm))
-                .ThenByDescending(s => probe is not null && s.candidate.Arm.Equals(probe))
-                .ThenBy(s => s.Down)
-                .ThenByDescending(s => s.Sample)
-                .Select(s => s.candidate.Arm));
-        }
-        finally
-        {
-            _gate.Release();
-        }
+                reply.CostWeight = lambda;
+                var sampled = eligible.Select(eligibleArm =>
+                {
+                    var candidate = eligibleArm.Candidate;
+                    var key = KeyOf(tenant, request.Agent, request.TaskType, context, candidate.Arm);
+                    // A new arm starts from the catalog's word; it is stored with the group's next outcome, as is the
+                    // catalog's latest price.
+                    var arm = (state.Arms.Find(key) ?? ArmState.New(candidate.PriorQuality)) with
+                    {
+                        CatalogCost = maxCost > 0 ? eligibleArm.ExpectedCost / maxCost : 0,
+                    };
+                    state.Arms[key] = arm;
+                    var provider = _providers.GetValueOrDefault(candidate.Arm.Provider) ?? ProviderRecord.Healthy;
+                    var providerDown = provider.ConsecutiveFailures >= _options.DownAfterFailures;
+                    return (
+                        candidate,
+                        Down: providerDown || _bandit.IsDown(arm),
+                        Probe: (providerDown && provider.Idle >= _options.ProbeInterval) || _bandit.IsDueForProbe(arm),
+                        Sample: _bandit.Sample(arm, lambda, _random));
+                }).ToList();
+
+                // Arms whose circuit is open still end the chain: a half-open probe may find them healthy. Arms the
+                // bandit holds down come after the healthy ones, except for at most one probe per interaction.
+                var probe = sampled.Where(s => s.candidate.Available && s.Probe).Select(s => s.candidate.Arm).FirstOrDefault();
+                reply.Ranked.AddRange(sampled
+                    .OrderByDescending(s => s.candidate.Available)
+                    .ThenByDescending(s => fixedArm is not null && s.candidate.Arm.Equals(fixedArm))
+                    .ThenByDescending(s => probe is not null && s.candidate.Arm.Equals(probe))
+                    .ThenBy(s => s.Down)
+                    .ThenByDescending(s => s.Sample)
+                    .Select(s => s.candidate.Arm));
+                return Task.FromResult(reply);
+            },
+            cancellationToken);
 
         return reply;
     }
@@ -137,79 +134,79 @@ public sealed class LearningService : ILearningApi, IDisposable
         var context = request.Context.Length == 0 ? "simple" : request.Context;
         var group = new GroupKey(tenant, request.Agent, request.TaskType, context);
         var relativeCost = request.ReferenceCostUsd > 0 ? request.CostUsd / request.ReferenceCostUsd : 0;
-        LearningUpdated? updated;
-        await _gate.WaitAsync(cancellationToken);
-        try
+        var updated = await UnderGateAsync<LearningUpdated?>(
+            async state =>
+            {
+                var changed = state.Arms
+                    .InGroup(group)
+                    .ToDictionary(a => a.Key, a => _bandit.Decay(a.Value));
+                foreach (var attempt in request.Attempts)
+                {
+                    var key = KeyOf(tenant, request.Agent, request.TaskType, context, attempt.Arm);
+                    // An arm never ranked in this process (an outcome replayed after a restart) gets a neutral prior.
+                    var arm = changed.GetValueOrDefault(key) ?? ArmState.New(priorQuality: 0.5);
+                    changed[key] = attempt.Success
+                        ? _bandit.Observe(arm, success: true, request.Quality, relativeCost)
+                        : _bandit.Observe(arm, success: false, quality: 0, relativeCost: 0);
+                }
+
+                ForgiveRecoveredProviders(state, request, changed);
+
+                var chosen = request.Chosen ?? request.Attempts.FirstOrDefault()?.Arm;
+                var selection = chosen is null ? null : new Selection
+                {
+                    InteractionId = request.InteractionId,
+                    At = request.At ?? Timestamp.FromDateTimeOffset(_timeProvider.GetUtcNow()),
+                    TaskType = request.TaskType,
+                    Context = context,
+                    Chosen = chosen,
+                    Success = request.Success,
+                    Quality = request.Success ? request.Quality : 0,
+                    CostUsd = request.CostUsd,
+                    Utility = request.Success ? request.Quality - (request.CostWeight * relativeCost) : 0,
+                    Variant = request.Variant,
+                };
+                selection?.Scores.AddRange(changed
+                    .OrderByDescending(a => _bandit.Score(a.Value, request.CostWeight))
+                    .Select(a => ScoreOf(a.Key, a.Value, request.CostWeight)));
+
+                KeyValuePair<VariantKey, VariantTally>? tally = null;
+                if (request.Experiment.Length > 0
+                    && state.Experiments.FirstOrDefault(e => e.Tenant == tenant && e.Agent == request.Agent && e.Name == request.Experiment) is { } experiment
+                    && experiment.Variants.Any(v => v.Name == request.Variant))
+                {
+                    var key = new VariantKey(tenant, request.Agent, experiment.Name, request.Variant);
+                    tally = KeyValuePair.Create(key, (state.Tallies.GetValueOrDefault(key) ?? VariantTally.Empty)
+                        .Add(request.Success, request.Success ? request.Quality : 0, request.CostUsd, Experiments.Metric(experiment, request)));
+                }
+
+                if (!await _store.TryApplyAsync(new LearningUpdate(request.InteractionId, changed, selection, tally), cancellationToken))
+                {
+                    return null;
+                }
+
+                foreach (var (key, arm) in changed)
+                {
+                    state.Arms[key] = arm;
+                }
+
+                if (tally is { } applied)
+                {
+                    state.Tallies[applied.Key] = applied.Value;
+                }
+
+                var learned = new LearningUpdated
+                {
+                    Tenant = tenant, Agent = request.Agent, TaskType = request.TaskType, Context = context, InteractionId = request.InteractionId,
+                    At = Timestamp.FromDateTimeOffset(_timeProvider.GetUtcNow()),
+                };
+                learned.Scores.AddRange(changed.Where(a => a.Key.Group == group).Select(a => ScoreOf(a.Key, a.Value, _defaultLambda)));
+                return learned;
+            },
+            cancellationToken);
+        if (updated is null)
         {
-            var state = await StateAsync(cancellationToken);
-            var changed = state.Arms
-                .InGroup(group)
-                .ToDictionary(a => a.Key, a => _bandit.Decay(a.Value));
-            foreach (var attempt in request.Attempts)
-            {
-                var key = KeyOf(tenant, request.Agent, request.TaskType, context, attempt.Arm);
-                // An arm never ranked in this process (an outcome replayed after a restart) gets a neutral prior.
-                var arm = changed.GetValueOrDefault(key) ?? ArmState.New(priorQuality: 0.5);
-                changed[key] = attempt.Success
-                    ? _bandit.Observe(arm, success: true, request.Quality, relativeCost)
-                    : _bandit.Observe(arm, success: false, quality: 0, relativeCost: 0);
-            }
-
-            ForgiveRecoveredProviders(state, request, changed);
-
-            var chosen = request.Chosen ?? request.Attempts.FirstOrDefault()?.Arm;
-            var selection = chosen is null ? null : new Selection
-            {
-                InteractionId = request.InteractionId,
-                At = request.At ?? Timestamp.FromDateTimeOffset(_timeProvider.GetUtcNow()),
-                TaskType = request.TaskType,
-                Context = context,
-                Chosen = chosen,
-                Success = request.Success,
-                Quality = request.Success ? request.Quality : 0,
-                CostUsd = request.CostUsd,
-                Utility = request.Success ? request.Quality - (request.CostWeight * relativeCost) : 0,
-                Variant = request.Variant,
-            };
-            selection?.Scores.AddRange(changed
-                .OrderByDescending(a => _bandit.Score(a.Value, request.CostWeight))
-                .Select(a => ScoreOf(a.Key, a.Value, request.CostWeight)));
-
-            KeyValuePair<VariantKey, VariantTally>? tally = null;
-            if (request.Experiment.Length > 0
-                && state.Experiments.FirstOrDefault(e => e.Tenant == tenant && e.Agent == request.Agent && e.Name == request.Experiment) is { } experiment
-                && experiment.Variants.Any(v => v.Name == request.Variant))
-            {
-                var key = new VariantKey(tenant, request.Agent, experiment.Name, request.Variant);
-                tally = KeyValuePair.Create(key, (state.Tallies.GetValueOrDefault(key) ?? VariantTally.Empty)
-                    .Add(request.Success, request.Success ? request.Quality : 0, request.CostUsd, Experiments.Metric(experiment, request)));
-            }
-
-            if (!await _store.TryApplyAsync(new LearningUpdate(request.InteractionId, changed, selection, tally), cancellationToken))
-            {
-                return new RecordOutcomeReply { Recorded = false };
-            }
-
-            foreach (var (key, arm) in changed)
-            {
-                state.Arms[key] = arm;
-            }
-
-            if (tally is { } applied)
-            {
-                state.Tallies[applied.Key] = applied.Value;
-            }
-
-            updated = new LearningUpdated
-            {
-                Tenant = tenant, Agent = request.Agent, TaskType = request.TaskType, Context = context, InteractionId = request.InteractionId,
-                At = Timestamp.FromDateTimeOffset(_timeProvider.GetUtcNow()),
-            };
-            updated.Scores.AddRange(changed.Where(a => a.Key.Group == group).Select(a => ScoreOf(a.Key, a.Value, _defaultLambda)));
-        }
-        finally
-        {
-            _gate.Release();
+            return new RecordOutcomeReply { Recorded = false };
         }
 
         // Outside the gate: a slow broker must not hold up routing. The outcome is already stored.
@@ -235,24 +232,20 @@ public sealed class LearningService : ILearningApi, IDisposable
 
         var context = request.Context.Length == 0 ? "simple" : request.Context;
         var key = KeyOf(TenantOf(request.Tenant), request.Agent, request.TaskType, context, request.Arm);
-        await _gate.WaitAsync(cancellationToken);
-        try
-        {
-            var state = await StateAsync(cancellationToken);
-            var arm = _bandit.ObserveFeedback(state.Arms.Find(key) ?? ArmState.New(priorQuality: 0.5), request.Score);
-            var changed = new Dictionary<ArmKey, ArmState> { [key] = arm };
-            if (!await _store.TryApplyAsync(new LearningUpdate($"feedback:{request.InteractionId}", changed), cancellationToken))
+        return await UnderGateAsync(
+            async state =>
             {
-                return new RecordOutcomeReply { Recorded = false };
-            }
+                var arm = _bandit.ObserveFeedback(state.Arms.Find(key) ?? ArmState.New(priorQuality: 0.5), request.Score);
+                var changed = new Dictionary<ArmKey, ArmState> { [key] = arm };
+                if (!await _store.TryApplyAsync(new LearningUpdate($"feedback:{request.InteractionId}", changed), cancellationToken))
+                {
+                    return new RecordOutcomeReply { Recorded = false };
+                }
 
-            state.Arms[key] = arm;
-            return new RecordOutcomeReply { Recorded = true };
-        }
-        finally
-        {
-            _gate.Release();
-        }
+                state.Arms[key] = arm;
+                return new RecordOutcomeReply { Recorded = true };
+            },
+            cancellationToken);
     }
 
     public async Task<ScoresReply> GetScoresAsync(GetScoresRequest request, CancellationToken cancellationToken)
@@ -260,20 +253,12 @@ public sealed class LearningService : ILearningApi, IDisposable
         var tenant = TenantOf(request.Tenant);
         var window = request.ShareWindow > 0 ? Math.Min(request.ShareWindow, MaxHistoryLimit) : DefaultShareWindow;
         var lambda = LambdaOf(request.Policy, "policy", _defaultLambda);
-        List<ArmScore> scores;
-        await _gate.WaitAsync(cancellationToken);
-        try
-        {
-            var state = await StateAsync(cancellationToken);
-            scores = [.. state.Arms
+        var scores = await UnderGateAsync(
+            state => Task.FromResult<List<ArmScore>>([.. state.Arms
                 .OfAgent(tenant, request.Agent)
                 .Where(a => request.TaskType.Length == 0 || a.Key.TaskType == request.TaskType)
-                .Select(a => ScoreOf(a.Key, a.Value, lambda))];
-        }
-        finally
-        {
-            _gate.Release();
-        }
+                .Select(a => ScoreOf(a.Key, a.Value, lambda))]),
+            cancellationToken);
 
         var reply = new ScoresReply();
         foreach (var taskType in scores.Select(s => s.TaskType).Distinct(StringComparer.Ordinal).ToList())
@@ -315,59 +300,64 @@ public sealed class LearningService : ILearningApi, IDisposable
         var experiment = request.Clone();
         experiment.Tenant = TenantOf(experiment.Tenant);
         experiment.CreatedAt = Timestamp.FromDateTimeOffset(_timeProvider.GetUtcNow());
-        await _gate.WaitAsync(cancellationToken);
-        try
-        {
-            var state = await StateAsync(cancellationToken);
-            Experiments.Validate(experiment, state.Experiments.Where(e => e.Tenant == experiment.Tenant && e.Agent == experiment.Agent));
-            await _store.PutExperimentAsync(experiment, cancellationToken);
-            Forget(state, experiment.Tenant, experiment.Agent, experiment.Name);
-            state.Experiments.Add(experiment);
-            return experiment.Clone();
-        }
-        finally
-        {
-            _gate.Release();
-        }
+        return await UnderGateAsync(
+            async state =>
+            {
+                Experiments.Validate(experiment, state.Experiments.Where(e => e.Tenant == experiment.Tenant && e.Agent == experiment.Agent));
+                await _store.PutExperimentAsync(experiment, cancellationToken);
+                Forget(state, experiment.Tenant, experiment.Agent, experiment.Name);
+                state.Experiments.Add(experiment);
+                return experiment.Clone();
+            },
+            cancellationToken);
     }
 
     public async Task<DeleteExperimentReply> DeleteExperimentAsync(DeleteExperimentRequest request, CancellationToken cancellationToken)
     {
         var tenant = TenantOf(request.Tenant);
-        await _gate.WaitAsync(cancellationToken);
-        try
-        {
-            var state = await StateAsync(cancellationToken);
-            var deleted = await _store.DeleteExperimentAsync(tenant, request.Agent, request.Name, cancellationToken);
-            Forget(state, tenant, request.Agent, request.Name);
-            return new DeleteExperimentReply { Deleted = deleted };
-        }
-        finally
-        {
-            _gate.Release();
-        }
+        return await UnderGateAsync(
+            async state =>
+            {
+                var deleted = await _store.DeleteExperimentAsync(tenant, request.Agent, request.Name, cancellationToken);
+                Forget(state, tenant, request.Agent, request.Name);
+                return new DeleteExperimentReply { Deleted = deleted };
+            },
+            cancellationToken);
     }
 
     public async Task<ExperimentResults> GetExperimentsAsync(GetExperimentsRequest request, CancellationToken cancellationToken)
     {
         var tenant = TenantOf(request.Tenant);
+        return await UnderGateAsync(
+            state =>
+            {
+                var reply = new ExperimentResults();
+                reply.Experiments.AddRange(state.Experiments
+                    .Where(e => e.Tenant == tenant && e.Agent == request.Agent)
+                    .Select(e => Experiments.Results(e.Clone(), state.Tallies)));
+                return Task.FromResult(reply);
+            },
+            cancellationToken);
+    }
+
+    public void Dispose() => _gate.Dispose();
+
+    /// <summary>
+    /// Runs <paramref name="work"/> on the state with the gate held: one routing decision or one outcome at a
+    /// time, so that decays, observations and the store's writes never interleave.
+    /// </summary>
+    private async Task<T> UnderGateAsync<T>(Func<State, Task<T>> work, CancellationToken cancellationToken)
+    {
         await _gate.WaitAsync(cancellationToken);
         try
         {
-            var state = await StateAsync(cancellationToken);
-            var reply = new ExperimentResults();
-            reply.Experiments.AddRange(state.Experiments
-                .Where(e => e.Tenant == tenant && e.Agent == request.Agent)
-                .Select(e => Experiments.Results(e.Clone(), state.Tallies)));
-            return reply;
+            return await work(await StateAsync(cancellationToken));
         }
         finally
         {
             _gate.Release();
         }
     }
-
-    public void Dispose() => _gate.Dispose();
 
     /// <summary>
     /// Counts the outcome's calls per provider; a provider that was down and answered again gets every arm of
@@ -449,7 +439,7 @@ public sealed class LearningService : ILearningApi, IDisposable
             : throw new RpcException(new Status(StatusCode.InvalidArgument, CostPolicy.Describe(field, policy)));
     }
 
-    /// <summary>The state, loaded from the store on first use. Call under the gate.</summary>
+    /// <summary>The state, loaded from the store on first use. Call under the gate (<see cref="UnderGateAsync"/>).</summary>
     private async Task<State> StateAsync(CancellationToken cancellationToken)
     {
         if (_state is null)
