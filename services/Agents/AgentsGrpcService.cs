@@ -2,6 +2,7 @@ using Google.Protobuf.WellKnownTypes;
 using Grpc.Core;
 using Microsoft.Extensions.Options;
 using PersistentAgents.Agents.Routing;
+using PersistentAgents.Agents.Security;
 using PersistentAgents.Contracts;
 using PersistentAgents.Contracts.V1;
 
@@ -10,6 +11,7 @@ namespace PersistentAgents.Agents;
 /// <summary>
 /// The public API, over gRPC and (through JSON transcoding of the same methods) REST.
 /// </summary>
+[Microsoft.AspNetCore.Authorization.Authorize(Policy = Tenancy.TenantPolicy)]
 public sealed class AgentsGrpcService(
     IAgentInvoker invoker,
     IMemoryApi memory,
@@ -21,14 +23,14 @@ public sealed class AgentsGrpcService(
     public override Task<CompleteReply> Complete(CompleteRequest request, ServerCallContext context)
     {
         var valid = CompleteRequestValidator.Validate(request, limits.Value);
-        return invoker.CompleteAsync(AgentOf(request.Agent), valid, onDelta: null, context.CancellationToken);
+        return invoker.CompleteAsync(AgentOf(request.Agent, context), valid, onDelta: null, context.CancellationToken);
     }
 
     public override async Task CompleteStream(CompleteRequest request, IServerStreamWriter<CompleteEvent> responseStream, ServerCallContext context)
     {
         var valid = CompleteRequestValidator.Validate(request, limits.Value);
         var reply = await invoker.CompleteAsync(
-            AgentOf(request.Agent), valid,
+            AgentOf(request.Agent, context), valid,
             async (delta, token) => await responseStream.WriteAsync(new CompleteEvent { Delta = delta }, token),
             context.CancellationToken);
         await responseStream.WriteAsync(new CompleteEvent { Final = reply }, context.CancellationToken);
@@ -36,7 +38,7 @@ public sealed class AgentsGrpcService(
 
     public override async Task<AgentStats> GetStats(GetStatsRequest request, ServerCallContext context)
     {
-        var agent = AgentOf(request.Agent);
+        var agent = AgentOf(request.Agent, context);
         var aggregate = await LoadExistingAsync(agent, context.CancellationToken);
         var scores = await learning.GetScoresAsync(
             new GetScoresRequest { Tenant = agent.Tenant, Agent = agent.Name, Policy = routing.Value.PolicyFor(agent.Name) }, context.CancellationToken);
@@ -100,7 +102,7 @@ public sealed class AgentsGrpcService(
 
     public override async Task<AgentHealth> GetHealth(GetHealthRequest request, ServerCallContext context)
     {
-        var agent = AgentOf(request.Agent);
+        var agent = AgentOf(request.Agent, context);
         var aggregate = await LoadExistingAsync(agent, context.CancellationToken);
         var providers = await gateway.GetProviderHealthAsync(new ProviderHealthRequest(), context.CancellationToken);
         var open = providers.Providers.Count(p => p.Circuit == "open");
@@ -114,35 +116,41 @@ public sealed class AgentsGrpcService(
         return health;
     }
 
-    public override Task<WorkingMemory> GetWorkingMemory(AgentWorkingMemoryRequest request, ServerCallContext context)
+    public override async Task<WorkingMemory> GetWorkingMemory(AgentWorkingMemoryRequest request, ServerCallContext context)
     {
-        var agent = AgentOf(request.Agent);
+        var agent = await ExistingAgentAsync(request.Agent, context);
         var sessionId = CompleteRequestValidator.ValidSessionId(request.SessionId);
-        return memory.GetWorkingMemoryAsync(
+        return await memory.GetWorkingMemoryAsync(
             new GetWorkingMemoryRequest { Agent = RefOf(agent), SessionId = sessionId, MaxTurns = limits.Value.MaxWorkingMemoryTurnsShown },
             context.CancellationToken);
     }
 
-    public override Task<RecallReply> RecallMemory(AgentRecallRequest request, ServerCallContext context)
+    public override async Task<RecallReply> RecallMemory(AgentRecallRequest request, ServerCallContext context)
     {
-        var agent = AgentOf(request.Agent);
+        var agent = await ExistingAgentAsync(request.Agent, context);
         var recall = CompleteRequestValidator.ValidRecall(request, limits.Value);
         recall.Agent = RefOf(agent);
-        return memory.RecallAsync(recall, context.CancellationToken);
+        return await memory.RecallAsync(recall, context.CancellationToken);
     }
 
-    public override Task<EpisodeList> ListEpisodes(AgentEpisodesRequest request, ServerCallContext context) =>
-        memory.ListEpisodesAsync(
-            new ListEpisodesRequest { Agent = RefOf(AgentOf(request.Agent)), From = request.From, To = request.To, Limit = request.Limit },
+    public override async Task<EpisodeList> ListEpisodes(AgentEpisodesRequest request, ServerCallContext context)
+    {
+        var agent = await ExistingAgentAsync(request.Agent, context);
+        return await memory.ListEpisodesAsync(
+            new ListEpisodesRequest { Agent = RefOf(agent), From = request.From, To = request.To, Limit = request.Limit },
             context.CancellationToken);
+    }
 
-    public override Task<Episode> GetEpisode(AgentEpisodeRequest request, ServerCallContext context) =>
-        memory.GetEpisodeAsync(
-            new GetEpisodeRequest { Agent = RefOf(AgentOf(request.Agent)), InteractionId = request.InteractionId },
+    public override async Task<Episode> GetEpisode(AgentEpisodeRequest request, ServerCallContext context)
+    {
+        var agent = await ExistingAgentAsync(request.Agent, context);
+        return await memory.GetEpisodeAsync(
+            new GetEpisodeRequest { Agent = RefOf(agent), InteractionId = request.InteractionId },
             context.CancellationToken);
+    }
 
-    public override Task<PurgeReply> PurgeMemory(PurgeMemoryRequest request, ServerCallContext context) =>
-        invoker.PurgeAsync(AgentOf(request.Agent), context.CancellationToken);
+    public override async Task<PurgeReply> PurgeMemory(PurgeMemoryRequest request, ServerCallContext context) =>
+        await invoker.PurgeAsync(await ExistingAgentAsync(request.Agent, context), context.CancellationToken);
 
     /// <summary>
     /// Explicit feedback: the episode says which arm served the interaction, for which task type and
@@ -150,7 +158,7 @@ public sealed class AgentsGrpcService(
     /// </summary>
     public override async Task<FeedbackReply> Feedback(FeedbackRequest request, ServerCallContext context)
     {
-        var agent = AgentOf(request.Agent);
+        var agent = AgentOf(request.Agent, context);
         if (!double.IsFinite(request.Score) || request.Score is < 0 or > 1)
         {
             throw new RpcException(new Status(StatusCode.InvalidArgument, "score: must be a number from 0 to 1"));
@@ -182,28 +190,29 @@ public sealed class AgentsGrpcService(
         return new FeedbackReply { Recorded = applied.Recorded, Provider = arm.Provider, Model = arm.Model };
     }
 
-    public override Task<SelectionHistory> GetLearningHistory(LearningHistoryRequest request, ServerCallContext context)
+    public override async Task<SelectionHistory> GetLearningHistory(LearningHistoryRequest request, ServerCallContext context)
     {
-        var agent = AgentOf(request.Agent);
+        var agent = await ExistingAgentAsync(request.Agent, context);
         if (request.TaskType.Length > 0)
         {
             CompleteRequestValidator.ValidateName("taskType", request.TaskType);
         }
 
-        return learning.GetHistoryAsync(
+        return await learning.GetHistoryAsync(
             new GetHistoryRequest { Tenant = agent.Tenant, Agent = agent.Name, TaskType = request.TaskType, Limit = request.Limit },
             context.CancellationToken);
     }
 
-    public override Task<ExperimentResults> GetExperiments(AgentExperimentsRequest request, ServerCallContext context)
+    // Experiments may be set up before an agent's first interaction, so listing them needs no interaction.
+    public override async Task<ExperimentResults> GetExperiments(AgentExperimentsRequest request, ServerCallContext context)
     {
-        var agent = AgentOf(request.Agent);
-        return learning.GetExperimentsAsync(new GetExperimentsRequest { Tenant = agent.Tenant, Agent = agent.Name }, context.CancellationToken);
+        var agent = AgentOf(request.Agent, context);
+        return await learning.GetExperimentsAsync(new GetExperimentsRequest { Tenant = agent.Tenant, Agent = agent.Name }, context.CancellationToken);
     }
 
     public override async Task<Experiment> PutExperiment(PutExperimentRequest request, ServerCallContext context)
     {
-        var agent = AgentOf(request.Agent);
+        var agent = AgentOf(request.Agent, context);
         var catalog = await gateway.ListModelsAsync(new ListModelsRequest(), context.CancellationToken);
         for (var i = 0; i < request.Variants.Count; i++)
         {
@@ -229,7 +238,7 @@ public sealed class AgentsGrpcService(
 
     public override async Task<DeleteExperimentReply> DeleteExperiment(AgentExperimentRequest request, ServerCallContext context)
     {
-        var agent = AgentOf(request.Agent);
+        var agent = AgentOf(request.Agent, context);
         var deleted = await learning.DeleteExperimentAsync(
             new DeleteExperimentRequest { Tenant = agent.Tenant, Agent = agent.Name, Name = request.Name }, context.CancellationToken);
         return deleted.Deleted
@@ -239,10 +248,33 @@ public sealed class AgentsGrpcService(
 
     private static AgentRef RefOf(AgentId agent) => new() { Tenant = agent.Tenant, Agent = agent.Name };
 
-    private static AgentId AgentOf(string name)
+    /// <summary>The named agent in the caller's tenant: a name never reaches another tenant's agent.</summary>
+    private static AgentId AgentOf(string name, ServerCallContext context)
     {
         CompleteRequestValidator.ValidateAgentName(name);
-        return new AgentId(Tenancy.DefaultTenant, name);
+        var tenant = PlatformSecurity.TenantOf(context.GetHttpContext().User)
+            ?? throw new RpcException(new Status(StatusCode.Unauthenticated, "authorization: an API key is required"));
+        return new AgentId(tenant, name);
+    }
+
+    /// <summary>
+    /// The agent, when it has stats or memories in the caller's tenant; otherwise NOT_FOUND, so that a read
+    /// of another tenant's agent looks exactly like a read of a name nobody used.
+    /// </summary>
+    private async Task<AgentId> ExistingAgentAsync(string name, ServerCallContext context)
+    {
+        var agent = AgentOf(name, context);
+        if (await invoker.LoadAsync(agent, context.CancellationToken) is null)
+        {
+            // Memories can outlive stats (episodes kept from before a crash, or restored): they make an agent too.
+            var usage = await memory.GetUsageAsync(new GetMemoryUsageRequest { Agent = RefOf(agent) }, context.CancellationToken);
+            if (usage.WorkingTurns + usage.SemanticMemories + usage.Episodes == 0)
+            {
+                throw new RpcException(new Status(StatusCode.NotFound, $"agent: '{agent.Name}' has no interactions yet"));
+            }
+        }
+
+        return agent;
     }
 
     private async Task<AgentAggregate> LoadExistingAsync(AgentId agent, CancellationToken cancellationToken) =>

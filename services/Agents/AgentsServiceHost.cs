@@ -4,8 +4,10 @@ using Microsoft.AspNetCore.Hosting;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Logging;
 using PersistentAgents.Agents.Dapr;
 using PersistentAgents.Agents.Rest;
+using PersistentAgents.Agents.Security;
 using PersistentAgents.Agents.Routing;
 using PersistentAgents.Contracts;
 using PersistentAgents.ServiceHosting;
@@ -54,19 +56,25 @@ public static class AgentsServiceHost
             }
         });
         services.AddSingleton<IAgentInvoker>(sp => new ActorAgentInvoker(sp.GetRequiredService<global::Dapr.Actors.Client.IActorProxyFactory>()));
+        services.AddSingleton<IApiKeyStore>(sp => new DaprApiKeyStore(sp.GetRequiredService<DaprClient>()));
+        services.AddPlatformSecurity(configuration, AuthModes.Keys);
+        services.AddDaprAppToken(configuration);
         services.AddAgentsPublicApi();
         services.AddServingHealthChecks();
         services.AddPlatformTelemetry(configuration, DaprComponents.Apps.Agents);
         overrides?.Invoke(services);
 
         var app = builder.Build();
+        app.UsePlatformSecurity();
         app.MapDashboard();
         app.MapAgentsPublicApi();
-        app.MapActorsHandlers();
-        app.MapAgentTasksSubscription();
+        // Only the sidecar calls these: with an app token configured, nothing else can.
+        app.MapActorsHandlers().RequireDaprAppToken(configuration);
+        app.MapGroup("").RequireDaprAppToken(configuration).MapAgentTasksSubscription();
         app.MapGrpcHealthChecksService();
         app.MapHealthChecks("/healthz");
         app.MapPrometheusMetrics();
+        app.Lifetime.ApplicationStarted.Register(() => PlatformSecurity.LogMode(app.Services, app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("PersistentAgents.Agents")));
         return app;
     }
 }

@@ -40,7 +40,7 @@ public static class GatewayServiceHost
         overrides?.Invoke(services);
 
         var app = builder.Build();
-        app.MapGrpcService<GatewayGrpcService>();
+        app.MapGrpcService<GatewayGrpcService>().RequireDaprAppToken(app.Configuration);
         app.MapServiceDefaults();
         app.Lifetime.ApplicationStarted.Register(() => app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("PersistentAgents.Gateway")
             .LogInformation("Gateway service (distributed mode) on {Urls}; catalog {Catalog}", string.Join(", ", app.Urls), catalogPath));

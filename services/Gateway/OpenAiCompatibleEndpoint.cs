@@ -39,7 +39,6 @@ internal sealed class OpenAiCompatibleApi(IServiceProvider services)
 {
     public const string DefaultAgent = "openai-api";
     public const string DefaultTaskType = "general";
-    public const string Tenant = "default";
     public const int MaxBodyBytes = 1024 * 1024;
 
     /// <summary>How long the model index built from the catalog is trusted before it is listed again.</summary>
@@ -75,7 +74,8 @@ internal sealed class OpenAiCompatibleApi(IServiceProvider services)
             return;
         }
 
-        var gatewayRequest = new GatewayRequest { Tenant = Tenant };
+        // The caller's tenant keeps its cache entries and budgets apart from every other tenant's.
+        var gatewayRequest = new GatewayRequest { Tenant = context.User.FindFirst(Tenancy.TenantClaim)?.Value ?? Tenancy.DefaultTenant };
         var headerError = ReadHeaders(request.Headers, gatewayRequest);
         if (headerError is not null)
         {

@@ -5,6 +5,7 @@ using PersistentAgents.Agents;
 using PersistentAgents.Agents.Routing;
 using PersistentAgents.Agents.Embedded;
 using PersistentAgents.Agents.Rest;
+using PersistentAgents.Agents.Security;
 using PersistentAgents.Analytics;
 using PersistentAgents.Contracts;
 using PersistentAgents.Contracts.V1;
@@ -83,8 +84,11 @@ public static class EmbeddedHost
             sp.GetRequiredService<ILearningStateStore>(), sp.GetRequiredService<IOptions<LearningOptions>>(), sp.GetRequiredService<Random>(), sp.GetRequiredService<TimeProvider>()));
 
         // Agents: aggregate state in SQLite, turns serialised per agent in process.
-        var agentsDb = new SqliteDatabase(Path.Combine(dataDir, "agents.db"), SqliteAgentStateStore.Schema);
+        var agentsDb = new SqliteDatabase(Path.Combine(dataDir, "agents.db"), SqliteAgentStateStore.Schema + SqliteApiKeyStore.Schema);
         services.AddSingleton<IAgentStateStore>(_ => new SqliteAgentStateStore(agentsDb));
+        // API keys beside the agents; without Auth:Mode=keys the host runs keyless for local use (and says so).
+        services.AddSingleton<IApiKeyStore>(_ => new SqliteApiKeyStore(agentsDb));
+        services.AddPlatformSecurity(builder.Configuration, AuthModes.None);
         services.AddSingleton<AgentLoop>();
         services.AddSingleton<IAgentInvoker, InProcessAgentInvoker>();
 
@@ -114,14 +118,15 @@ public static class EmbeddedHost
         services.AddPlatformTelemetry(builder.Configuration, "persistent-agents");
 
         var app = builder.Build();
+        app.UsePlatformSecurity();
         app.MapDashboard();
         app.MapAgentsPublicApi();
         // Only the public API: memory, learning and gateway are called in process here and have no
         // tenant checks of their own, so exposing them would let a caller step around the agents.
         app.MapGrpcHealthChecksService();
         app.MapPrometheusMetrics();
-        app.MapOpenAiCompatibleApi();
-        app.MapGatewayAdminApi();
+        app.MapGroup("").RequireAuthorization(Tenancy.TenantPolicy).MapOpenAiCompatibleApi();
+        app.MapGroup("").RequireAuthorization(Tenancy.AdminPolicy).MapGatewayAdminApi();
 
         app.Lifetime.ApplicationStarted.Register(() => LogStart(app, dataDir, catalogPath));
         return app;
@@ -140,6 +145,7 @@ public static class EmbeddedHost
                 string.Join(", ", group.Select(m => m.Definition.Name)));
         }
 
+        PlatformSecurity.LogMode(app.Services, logger);
         if (providers.AllSimulated)
         {
             logger.LogWarning("No API key configured{Missing}: running SIMULATED providers only; every reply says simulated: true",

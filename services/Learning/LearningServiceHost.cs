@@ -32,8 +32,8 @@ public static class LearningServiceHost
         overrides?.Invoke(services);
 
         var app = builder.Build();
-        app.MapGrpcService<LearningGrpcService>();
-        app.MapGrpcService<LearningAppCallback>();
+        app.MapGrpcService<LearningGrpcService>().RequireDaprAppToken(app.Configuration);
+        app.MapGrpcService<LearningAppCallback>().RequireDaprAppToken(app.Configuration);
         app.MapServiceDefaults();
         return app;
     }

@@ -27,7 +27,7 @@ public static class MemoryServiceHost
         overrides?.Invoke(services);
 
         var app = builder.Build();
-        app.MapGrpcService<MemoryGrpcService>();
+        app.MapGrpcService<MemoryGrpcService>().RequireDaprAppToken(app.Configuration);
         app.MapServiceDefaults();
         return app;
     }

@@ -27,6 +27,7 @@ public static class GrpcServiceHost
         builder.Services.AddGrpc(options => options.EnableDetailedErrors = false);
         builder.Services.AddGrpcReflection();
         builder.Services.AddServingHealthChecks();
+        builder.Services.AddDaprAppToken(builder.Configuration);
         // Prometheus scrapes HTTP/1.1, which this host does not serve: its telemetry leaves by OTLP.
         builder.Services.AddPlatformTelemetry(builder.Configuration, serviceName);
         return builder;
@@ -43,11 +44,11 @@ public static class GrpcServiceHost
         return services;
     }
 
-    /// <summary>Maps reflection and health beside the service's own gRPC services.</summary>
+    /// <summary>Maps reflection and health beside the service's own gRPC services; health stays open to probes.</summary>
     public static WebApplication MapServiceDefaults(this WebApplication app)
     {
         ArgumentNullException.ThrowIfNull(app);
-        app.MapGrpcReflectionService();
+        app.MapGrpcReflectionService().RequireDaprAppToken(app.Configuration);
         app.MapGrpcHealthChecksService();
         return app;
     }

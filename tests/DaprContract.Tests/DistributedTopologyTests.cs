@@ -83,6 +83,9 @@ public sealed class DistributedTopologyTests(PgliteServer postgres) : IAsyncLife
         Directory.Delete(_folder, recursive: true);
     }
 
+    /// <summary>The agents service requires keys in distributed mode; the tests act with the configured admin key.</summary>
+    private const string AdminKey = "distributed-test-admin-key-0001";
+
     /// <summary>Starts the agents service beside its sidecar double and points the REST client at it.</summary>
     private async Task<WebApplication> StartAgentsAsync()
     {
@@ -90,13 +93,14 @@ public sealed class DistributedTopologyTests(PgliteServer postgres) : IAsyncLife
             [
                 "--urls", "http://127.0.0.1:0", "--grpc-urls", "http://127.0.0.1:0",
                 "--Dapr:GrpcEndpoint", $"http://127.0.0.1:{_agentsSidecar.GrpcPort}", "--Dapr:HttpEndpoint", $"http://127.0.0.1:{_agentsSidecar.HttpPort}",
-                "--Logging:LogLevel:Default", "Warning",
+                "--Logging:LogLevel:Default", "Warning", "--Auth:AdminKey", AdminKey,
             ],
             s => s.AddSingleton(_agentsSidecar.Client));
         var addresses = await StartAsync(app);
         Assert.Equal([IPersistentAgent.ActorType], await _agentsSidecar.RegisterActorHostAsync(addresses[0]));
         _rest?.Dispose();
         _rest = new HttpClient { BaseAddress = addresses[0] };
+        _rest.DefaultRequestHeaders.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", AdminKey);
         _agentsApp = addresses[0];
         return app;
     }

@@ -388,10 +388,12 @@ public sealed partial class TopologyTests
 
             var service = Assert.Single(services).Groups[1].Value;
             var package = ProtoPackage().Match(text).Groups[1].Value;
-            var app = Assert.Single(Apps, a => a.Project == service);
-            operations[app.Id] = [.. ProtoRpc().Matches(text).Select(m => $"/{package}.{service}/{m.Groups[1].Value}")];
-            Assert.NotEmpty(operations[app.Id]);
-            if (app.Id == DaprComponents.Apps.Agents)
+            // ApiKeys (admin.proto) is the agents service's second public service.
+            var app = Assert.Single(Apps, a => a.Project == (service == "ApiKeys" ? "Agents" : service));
+            var rpcs = ProtoRpc().Matches(text).Select(m => $"/{package}.{service}/{m.Groups[1].Value}").ToList();
+            Assert.NotEmpty(rpcs);
+            operations[app.Id] = [.. operations.GetValueOrDefault(app.Id) ?? [], .. rpcs];
+            if (service == "Agents")
             {
                 // agents' HTTP app channel serves more than gRPC: nothing there may be invoked either.
                 operations[app.Id].AddRange(["/healthz", "/v1/agents/a/complete", "/dapr/subscribe", "/actors/PersistentAgent/a/method/Complete"]);

@@ -61,8 +61,9 @@ public sealed class MemoryApiTests : IAsyncLifetime
         var (_, legalOnly) = await _host.SendAsync(HttpMethod.Post, "/platform/agents/recaller/memory/recall", new { query = "Where do Acme invoices go?", taskType = "legal" });
         Assert.All(legalOnly["memories"]!.AsArray(), m => Assert.Equal("legal", m!["taskType"]!.GetValue<string>()));
 
-        var (_, otherAgent) = await _host.SendAsync(HttpMethod.Post, "/platform/agents/someone-else/memory/recall", new { query = "Invoices from Acme go to the billing team in Lyon" });
-        Assert.Empty(otherAgent["memories"]!.AsArray());
+        var (otherStatus, otherAgent) = await _host.SendAsync(HttpMethod.Post, "/platform/agents/someone-else/memory/recall", new { query = "Invoices from Acme go to the billing team in Lyon" });
+        Assert.Equal(404, otherStatus);
+        Assert.StartsWith("agent:", otherAgent["message"]!.GetValue<string>(), StringComparison.Ordinal);
 
         var (badStatus, error) = await _host.SendAsync(HttpMethod.Post, "/platform/agents/recaller/memory/recall", new { query = "" });
         Assert.Equal(400, badStatus);
@@ -126,12 +127,18 @@ public sealed class MemoryApiTests : IAsyncLifetime
         Assert.Equal(2, WholeNumber(purged["episodes"]));
         Assert.True(WholeNumber(purged["semanticMemories"]) >= 1);
 
-        var (statsStatus, _) = await _host.SendAsync(HttpMethod.Get, "/platform/agents/forgetful/stats");
-        Assert.Equal(404, statsStatus);
-        Assert.Empty((await _host.GetAsync("/platform/agents/forgetful/memory/working?sessionId=s"))["turns"]!.AsArray());
-        Assert.Empty((await _host.GetAsync("/platform/agents/forgetful/memory/episodes"))["episodes"]!.AsArray());
-        var (_, recalled) = await _host.SendAsync(HttpMethod.Post, "/platform/agents/forgetful/memory/recall", new { query = prompt });
-        Assert.Empty(recalled["memories"]!.AsArray());
+        // Forgotten in every tier, the agent is no longer there for any read.
+        foreach (var (method, path) in new[]
+        {
+            (HttpMethod.Get, "/platform/agents/forgetful/stats"),
+            (HttpMethod.Get, "/platform/agents/forgetful/memory/working?sessionId=s"),
+            (HttpMethod.Get, "/platform/agents/forgetful/memory/episodes"),
+            (HttpMethod.Post, "/platform/agents/forgetful/memory/recall"),
+        })
+        {
+            var (readStatus, _) = await _host.SendAsync(method, path, method == HttpMethod.Post ? new { query = prompt } : null);
+            Assert.Equal(404, readStatus);
+        }
 
         var keeper = await _host.GetAsync("/platform/agents/keeper/stats");
         Assert.Equal(2, WholeNumber(keeper["totalInteractions"]));

@@ -73,18 +73,32 @@ public static class CliApp
             config.AddCommand<SimulateCommand>("simulate")
                 .WithDescription("Drive a workload against the agent with a progress bar, then show what it learned")
                 .WithExample("simulate", "email-router", "--count", "200", "--task-types", "email_routing,legal_triage");
+            config.AddBranch<HostSettings>("keys", keys =>
+            {
+                keys.SetDescription("Manage API keys (needs a key with the admin scope when the host requires keys)");
+                keys.AddCommand<CreateKeyCommand>("create")
+                    .WithDescription("Create a key for a tenant and show its secret once")
+                    .WithExample("keys", "create", "acme", "--name", "ci", "--requests-per-minute", "120");
+                keys.AddCommand<ListKeysCommand>("list")
+                    .WithDescription("Every key: id, tenant, scope, prefix, limit, created, revoked")
+                    .WithExample("keys", "list", "--tenant", "acme");
+                keys.AddCommand<RevokeKeyCommand>("revoke")
+                    .WithDescription("Revoke a key; it is refused from the next request on")
+                    .WithExample("keys", "revoke", "3f9a1c0d2b4e6f70");
+            });
         });
         return await app.RunAsync(WithHostAfterCommand(args), cancellationToken);
     }
 
     /// <summary>
-    /// --host is global, but Spectre.Console.Cli takes a command's options only after the command: a leading
-    /// --host moves to the end, so that `pagents --host URL stats agent` works too.
+    /// --host and --api-key are global, but Spectre.Console.Cli takes a command's options only after the
+    /// command: leading ones move to the end, so that `pagents --host URL stats agent` works too.
     /// </summary>
     private static string[] WithHostAfterCommand(string[] args) => args switch
     {
-        ["--host", var address, .. var rest] => [.. rest, "--host", address],
-        [var hostOption, .. var rest] when hostOption.StartsWith("--host=", StringComparison.Ordinal) => [.. rest, hostOption],
+        [("--host" or "--api-key") and var option, var value, .. var rest] => [.. WithHostAfterCommand(rest), option, value],
+        [var option, .. var rest] when option.StartsWith("--host=", StringComparison.Ordinal) || option.StartsWith("--api-key=", StringComparison.Ordinal) =>
+            [.. WithHostAfterCommand(rest), option],
         _ => args,
     };
 

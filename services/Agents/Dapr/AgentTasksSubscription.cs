@@ -61,7 +61,7 @@ public static class AgentTasksSubscription
             return Success();
         }
 
-        var agent = actors.CreateActorProxy<IPersistentAgent>(ActorIds.Of(new AgentId(Tenancy.DefaultTenant, task.Agent)), IPersistentAgent.ActorType);
+        var agent = actors.CreateActorProxy<IPersistentAgent>(ActorIds.Of(new AgentId(task.Tenant.Length == 0 ? Tenancy.DefaultTenant : task.Tenant, task.Agent)), IPersistentAgent.ActorType);
         var run = TaskRun.Parser.ParseFrom(await agent.RunTaskAsync(eventId, task.Request.ToByteArray()));
         if (!run.Published)
         {
@@ -98,6 +98,11 @@ public static class AgentTasksSubscription
             var task = StrictParser.Parse<AgentTask>(data);
             var request = task.Request ?? new CompleteRequest();
             request.Agent = task.Agent;
+            if (task.Tenant.Length > 0)
+            {
+                CompleteRequestValidator.ValidateName("tenant", task.Tenant);
+            }
+
             CompleteRequestValidator.Validate(request, limits);
             task.Request = request;
             return (task, null);

@@ -7,6 +7,7 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using PersistentAgents.Agents.Dashboard;
+using PersistentAgents.Agents.Security;
 using PersistentAgents.Contracts;
 
 // In the agents' root namespace, which both hosts already import, so that mapping it takes one line.
@@ -53,7 +54,9 @@ public static class DashboardEndpoints
         app.Use(async (context, next) =>
         {
             var agent = HttpMethods.IsPost(context.Request.Method) ? RecentActivity.AgentOfCompletePath(context.Request.Path.Value ?? "") : null;
-            if (agent is null)
+            // Refused callers (no key) are no one's activity.
+            var tenant = PlatformSecurity.TenantOf(context.User);
+            if (agent is null || tenant is null)
             {
                 await next(context);
                 return;
@@ -62,7 +65,7 @@ public static class DashboardEndpoints
             var started = time.GetTimestamp();
             await next(context);
             // A stream answers 200 before it ends, so a stream that broke later is listed as a success.
-            activity.Record(new FeedItem(time.GetUtcNow(), agent, context.Response.StatusCode,
+            activity.Record(new FeedItem(time.GetUtcNow(), tenant, agent, context.Response.StatusCode,
                 time.GetElapsedTime(started).TotalMilliseconds, context.Request.Query["stream"] == "true"));
         });
 
@@ -72,19 +75,20 @@ public static class DashboardEndpoints
             app.MapGet(path, () => Results.Bytes(content, contentType)).ExcludeFromDescription();
         }
 
+        // The page and its scripts hold no data; the stream does, and only for an admin of the tenant shown.
         app.MapGet("/dashboard/events", (HttpContext context, string? agent, IHostApplicationLifetime lifetime, ILoggerFactory loggers) =>
         {
             // Ends with the host too, or an open dashboard would hold up its shutdown.
             var ended = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted, lifetime.ApplicationStopping);
             context.Response.RegisterForDispose(ended);
             return TypedResults.ServerSentEvents(
-                StreamAsync(snapshots, activity, agent, loggers.CreateLogger(typeof(DashboardEndpoints)), ended.Token), "snapshot");
-        }).ExcludeFromDescription();
+                StreamAsync(snapshots, activity, PlatformSecurity.TenantOf(context.User)!, agent, loggers.CreateLogger(typeof(DashboardEndpoints)), ended.Token), "snapshot");
+        }).RequireAuthorization(Tenancy.AdminPolicy).ExcludeFromDescription();
         return app;
     }
 
     private static async IAsyncEnumerable<DashboardSnapshot> StreamAsync(
-        DashboardSnapshots snapshots, RecentActivity activity, string? agent, ILogger logger, [EnumeratorCancellation] CancellationToken cancellationToken)
+        DashboardSnapshots snapshots, RecentActivity activity, string tenant, string? agent, ILogger logger, [EnumeratorCancellation] CancellationToken cancellationToken)
     {
         while (!cancellationToken.IsCancellationRequested)
         {
@@ -92,7 +96,7 @@ public static class DashboardEndpoints
             DashboardSnapshot? snapshot = null;
             try
             {
-                snapshot = await snapshots.BuildAsync(agent, cancellationToken);
+                snapshot = await snapshots.BuildAsync(tenant, agent, cancellationToken);
             }
             catch (RpcException e) when (e.StatusCode != StatusCode.Cancelled)
             {

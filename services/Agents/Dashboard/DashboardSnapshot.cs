@@ -41,13 +41,14 @@ public sealed class DashboardSnapshots(
     public const int TrafficWindow = 20;
     public const int HistoryLimit = 500;
 
+    /// <param name="tenant">Whose agents to show: the viewer's own tenant only.</param>
     /// <param name="selectedAgent">Whose learning curves to include; null or unknown: the most recently active agent's.</param>
-    public async Task<DashboardSnapshot> BuildAsync(string? selectedAgent, CancellationToken cancellationToken)
+    public async Task<DashboardSnapshot> BuildAsync(string tenant, string? selectedAgent, CancellationToken cancellationToken)
     {
         var agents = new List<AgentSummary>();
-        foreach (var name in activity.Agents())
+        foreach (var name in activity.Agents(tenant))
         {
-            if (await SummariseAsync(name, cancellationToken) is { } summary)
+            if (await SummariseAsync(new AgentId(tenant, name), cancellationToken) is { } summary)
             {
                 agents.Add(summary);
             }
@@ -55,13 +56,12 @@ public sealed class DashboardSnapshots(
 
         var health = await gateway.GetProviderHealthAsync(new ProviderHealthRequest(), cancellationToken);
         var selected = agents.Any(a => a.Name == selectedAgent) ? selectedAgent : agents.FirstOrDefault()?.Name;
-        var curves = selected is null ? [] : await CurvesAsync(selected, cancellationToken);
-        return new DashboardSnapshot(time.GetUtcNow(), agents, [.. health.Providers.Select(p => new ProviderSummary(p.Provider, p.Circuit, p.Simulated))], CacheOf(health.Cache ?? new ResponseCacheStats(), agents), selected, curves, activity.Feed());
+        var curves = selected is null ? [] : await CurvesAsync(new AgentId(tenant, selected), cancellationToken);
+        return new DashboardSnapshot(time.GetUtcNow(), agents, [.. health.Providers.Select(p => new ProviderSummary(p.Provider, p.Circuit, p.Simulated))], CacheOf(health.Cache ?? new ResponseCacheStats(), agents), selected, curves, activity.Feed(tenant));
     }
 
-    private async Task<AgentSummary?> SummariseAsync(string name, CancellationToken cancellationToken)
+    private async Task<AgentSummary?> SummariseAsync(AgentId agent, CancellationToken cancellationToken)
     {
-        var agent = new AgentId(Tenancy.DefaultTenant, name);
         // Purged since its last complete: no longer an agent to show.
         if (await invoker.LoadAsync(agent, cancellationToken) is not { Interactions: > 0 } aggregate)
         {
@@ -70,7 +70,7 @@ public sealed class DashboardSnapshots(
 
         var usage = await memory.GetUsageAsync(new GetMemoryUsageRequest { Agent = new AgentRef { Tenant = agent.Tenant, Agent = agent.Name } }, cancellationToken);
         return new AgentSummary(
-            name,
+            agent.Name,
             aggregate.Interactions,
             (double)aggregate.Successes / aggregate.Interactions,
             aggregate.CostUsd,
@@ -87,10 +87,10 @@ public sealed class DashboardSnapshots(
         return new CacheSummary(cache.ExactHits, cache.SemanticHits, cache.Misses, cache.Entries, lookups == 0 ? 0 : (double)hits / lookups, hits * meanCost);
     }
 
-    private async Task<IReadOnlyList<LearningCurve>> CurvesAsync(string agent, CancellationToken cancellationToken)
+    private async Task<IReadOnlyList<LearningCurve>> CurvesAsync(AgentId agent, CancellationToken cancellationToken)
     {
         var history = await learning.GetHistoryAsync(
-            new GetHistoryRequest { Tenant = Tenancy.DefaultTenant, Agent = agent, Limit = HistoryLimit }, cancellationToken);
+            new GetHistoryRequest { Tenant = agent.Tenant, Agent = agent.Name, Limit = HistoryLimit }, cancellationToken);
         return [.. history.Selections
             .Reverse()
             .GroupBy(s => s.TaskType, StringComparer.Ordinal)

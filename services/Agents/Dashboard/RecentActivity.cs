@@ -3,7 +3,7 @@ using System.Text.RegularExpressions;
 namespace PersistentAgents.Agents.Dashboard;
 
 /// <summary>One REST complete as the dashboard's live feed shows it.</summary>
-public sealed record FeedItem(DateTimeOffset At, string Agent, int Status, double DurationMs, bool Streamed);
+public sealed record FeedItem(DateTimeOffset At, string Tenant, string Agent, int Status, double DurationMs, bool Streamed);
 
 /// <summary>
 /// The agents recently completed and the latest interactions, as seen on this host's REST pipeline. No
@@ -16,7 +16,7 @@ public sealed partial class RecentActivity
     public const int MaxFeedItems = 50;
 
     private readonly Lock _gate = new();
-    private readonly Dictionary<string, DateTimeOffset> _lastCompleteByAgent = new(StringComparer.Ordinal);
+    private readonly Dictionary<AgentId, DateTimeOffset> _lastCompleteByAgent = [];
     private readonly Queue<FeedItem> _feed = new();
     private TaskCompletionSource _changed = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
@@ -48,7 +48,7 @@ public sealed partial class RecentActivity
             // Only a successful complete proves the agent exists; a failed call of any name is only fed.
             if (item.Status == 200)
             {
-                _lastCompleteByAgent[item.Agent] = item.At;
+                _lastCompleteByAgent[new AgentId(item.Tenant, item.Agent)] = item.At;
                 if (_lastCompleteByAgent.Count > MaxAgents)
                 {
                     _lastCompleteByAgent.Remove(_lastCompleteByAgent.MinBy(a => a.Value).Key);
@@ -68,21 +68,21 @@ public sealed partial class RecentActivity
         changed.TrySetResult();
     }
 
-    /// <summary>Most recently active first.</summary>
-    public IReadOnlyList<string> Agents()
+    /// <summary>The tenant's agents, most recently active first.</summary>
+    public IReadOnlyList<string> Agents(string tenant)
     {
         lock (_gate)
         {
-            return [.. _lastCompleteByAgent.OrderByDescending(a => a.Value).Select(a => a.Key)];
+            return [.. _lastCompleteByAgent.Where(a => a.Key.Tenant == tenant).OrderByDescending(a => a.Value).Select(a => a.Key.Name)];
         }
     }
 
-    /// <summary>Newest first.</summary>
-    public IReadOnlyList<FeedItem> Feed()
+    /// <summary>The tenant's interactions, newest first.</summary>
+    public IReadOnlyList<FeedItem> Feed(string tenant)
     {
         lock (_gate)
         {
-            return [.. _feed.Reverse()];
+            return [.. _feed.Reverse().Where(f => f.Tenant == tenant)];
         }
     }
 

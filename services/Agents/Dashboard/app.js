@@ -12,10 +12,16 @@ const chartArms = new WeakMap();
 let selectedAgent = new URLSearchParams(location.search).get("agent");
 let events = null;
 
+// With API keys on, the stream needs an admin key. An EventSource cannot send headers, so the key goes in
+// the query; the page takes it from its fragment (#key=…), which the browser never sends to a server.
+const accessKey = new URLSearchParams(location.hash.slice(1)).get("key");
+
 function connect() {
   events?.close();
-  const query = selectedAgent ? "?agent=" + encodeURIComponent(selectedAgent) : "";
-  events = new EventSource("/dashboard/events" + query);
+  const query = new URLSearchParams();
+  if (selectedAgent) query.set("agent", selectedAgent);
+  if (accessKey) query.set("access_token", accessKey);
+  events = new EventSource("/dashboard/events" + (query.size ? "?" + query : ""));
   events.addEventListener("snapshot", e => render(JSON.parse(e.data)));
   events.onopen = () => setStatus("live");
   // EventSource reconnects by itself; say so meanwhile.

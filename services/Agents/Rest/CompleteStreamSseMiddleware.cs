@@ -2,9 +2,10 @@ using System.Text.Json;
 using System.Text.RegularExpressions;
 using Google.Protobuf;
 using Grpc.Core;
+using Microsoft.AspNetCore.Authentication;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Options;
-using PersistentAgents.Contracts;
+using PersistentAgents.Agents.Security;
 using PersistentAgents.Contracts.V1;
 
 namespace PersistentAgents.Agents.Rest;
@@ -26,6 +27,13 @@ public sealed partial class CompleteStreamSseMiddleware(RequestDelegate next, IA
         if (!match.Success)
         {
             await next(context);
+            return;
+        }
+
+        // Served ahead of routing, so the authorization endpoints get is done here: a tenant, or the challenge.
+        if (PlatformSecurity.TenantOf(context.User) is not { } tenant)
+        {
+            await context.ChallengeAsync();
             return;
         }
 
@@ -57,7 +65,7 @@ public sealed partial class CompleteStreamSseMiddleware(RequestDelegate next, IA
         {
             var valid = CompleteRequestValidator.Validate(request, limits.Value);
             var reply = await invoker.CompleteAsync(
-                new AgentId(Tenancy.DefaultTenant, request.Agent),
+                new AgentId(tenant, request.Agent),
                 valid,
                 async (delta, token) =>
                 {
@@ -110,22 +118,9 @@ public sealed partial class CompleteStreamSseMiddleware(RequestDelegate next, IA
         await context.Response.Body.FlushAsync(cancellationToken);
     }
 
-    private static async Task WriteErrorAsync(HttpContext context, Status status)
-    {
-        context.Response.StatusCode = status.StatusCode switch
-        {
-            StatusCode.InvalidArgument => StatusCodes.Status400BadRequest,
-            StatusCode.NotFound => StatusCodes.Status404NotFound,
-            StatusCode.ResourceExhausted => StatusCodes.Status429TooManyRequests,
-            StatusCode.Unavailable => StatusCodes.Status503ServiceUnavailable,
-            _ => StatusCodes.Status500InternalServerError,
-        };
-        context.Response.ContentType = "application/json";
-        await context.Response.WriteAsync(ErrorJson(status), context.RequestAborted);
-    }
+    private static Task WriteErrorAsync(HttpContext context, Status status) => RestError.WriteAsync(context, status.StatusCode, status.Detail);
 
-    private static string ErrorJson(Status status) =>
-        JsonSerializer.Serialize(new { code = (int)status.StatusCode, message = status.Detail, details = Array.Empty<object>() });
+    private static string ErrorJson(Status status) => RestError.Json(status.StatusCode, status.Detail);
 
     [GeneratedRegex("^/platform/agents/(?<agent>[^/]+)/complete$")]
     private static partial Regex CompletePath();

@@ -139,11 +139,6 @@ public sealed class JsonRequestShapeMiddleware(RequestDelegate next, IEnumerable
 
     private static string Name(string path, string whenEmpty) => path.Length == 0 ? whenEmpty : path;
 
-    private static async Task RejectAsync(HttpContext context, int status, string message)
-    {
-        context.Response.StatusCode = status;
-        context.Response.ContentType = "application/json";
-        // The same body JSON transcoding writes for an INVALID_ARGUMENT status.
-        await context.Response.WriteAsJsonAsync(new { code = 3, message, details = Array.Empty<object>() }, context.RequestAborted);
-    }
+    private static Task RejectAsync(HttpContext context, int status, string message) =>
+        RestError.WriteAsync(context, Grpc.Core.StatusCode.InvalidArgument, message, status);
 }

@@ -1,5 +1,6 @@
 using Microsoft.AspNetCore.Builder;
 using Microsoft.Extensions.DependencyInjection;
+using PersistentAgents.Agents.Security;
 using PersistentAgents.Contracts.V1;
 
 namespace PersistentAgents.Agents.Rest;
@@ -14,14 +15,19 @@ public static class PublicApi
         return services;
     }
 
-    /// <summary>Server-sent events for streamed completes, field-named errors for bad JSON bodies, the Agents service.</summary>
+    /// <summary>
+    /// Server-sent events for streamed completes, field-named errors for bad JSON bodies, the Agents service
+    /// and the ApiKeys admin service. Call after <c>UsePlatformSecurity</c>.
+    /// </summary>
     public static WebApplication MapAgentsPublicApi(this WebApplication app)
     {
         ArgumentNullException.ThrowIfNull(app);
         app.UseMiddleware<CompleteStreamSseMiddleware>();
         app.UseRouting();
-        app.UseMiddleware<JsonRequestShapeMiddleware>(new[] { AgentsReflection.Descriptor }.AsEnumerable());
+        app.UseAuthorization();
+        app.UseMiddleware<JsonRequestShapeMiddleware>(new[] { AgentsReflection.Descriptor, AdminReflection.Descriptor }.AsEnumerable());
         app.MapGrpcService<AgentsGrpcService>();
+        app.MapGrpcService<ApiKeysGrpcService>();
         app.MapGrpcReflectionService();
         return app;
     }

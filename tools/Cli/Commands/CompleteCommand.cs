@@ -43,7 +43,7 @@ public sealed class CompleteCommand(HostConnection host, IAnsiConsole console) :
 {
     public override async Task<int> ExecuteAsync(CommandContext context, CompleteSettings settings, CancellationToken cancellationToken)
     {
-        var client = host.Connect(settings.Host);
+        var client = host.Agents(settings);
         var request = new CompleteRequest
         {
             Agent = settings.Agent,

@@ -21,7 +21,7 @@ public sealed class FeedbackCommand(HostConnection host, IAnsiConsole console) :
 {
     public override async Task<int> ExecuteAsync(CommandContext context, FeedbackSettings settings, CancellationToken cancellationToken)
     {
-        var reply = await host.Connect(settings.Host).FeedbackAsync(
+        var reply = await host.Agents(settings).FeedbackAsync(
             new FeedbackRequest { Agent = settings.Agent, InteractionId = settings.InteractionId, Score = settings.Score },
             cancellationToken: cancellationToken);
         var arm = Markup.Escape(Formats.Arm(reply.Provider, reply.Model));

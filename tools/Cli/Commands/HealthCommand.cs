@@ -9,7 +9,7 @@ public sealed class HealthCommand(HostConnection host, IAnsiConsole console) : A
 {
     public override async Task<int> ExecuteAsync(CommandContext context, AgentSettings settings, CancellationToken cancellationToken)
     {
-        var health = await host.Connect(settings.Host).GetHealthAsync(new GetHealthRequest { Agent = settings.Agent }, cancellationToken: cancellationToken);
+        var health = await host.Agents(settings).GetHealthAsync(new GetHealthRequest { Agent = settings.Agent }, cancellationToken: cancellationToken);
         var statusColor = health.Status switch
         {
             "ok" => "green",

@@ -20,7 +20,7 @@ public sealed class WorkingMemoryCommand(HostConnection host, IAnsiConsole conso
 {
     public override async Task<int> ExecuteAsync(CommandContext context, WorkingMemorySettings settings, CancellationToken cancellationToken)
     {
-        var memory = await host.Connect(settings.Host).GetWorkingMemoryAsync(
+        var memory = await host.Agents(settings).GetWorkingMemoryAsync(
             new AgentWorkingMemoryRequest { Agent = settings.Agent, SessionId = settings.Session ?? "" }, cancellationToken: cancellationToken);
         var session = Markup.Escape(settings.Session ?? "default");
         if (memory.Turns.Count == 0)
@@ -79,7 +79,7 @@ public sealed class RecallCommand(HostConnection host, IAnsiConsole console) : A
 {
     public override async Task<int> ExecuteAsync(CommandContext context, RecallSettings settings, CancellationToken cancellationToken)
     {
-        var recalled = await host.Connect(settings.Host).RecallMemoryAsync(
+        var recalled = await host.Agents(settings).RecallMemoryAsync(
             new AgentRecallRequest
             {
                 Agent = settings.Agent,
@@ -135,7 +135,7 @@ public sealed class EpisodesCommand(HostConnection host, IAnsiConsole console) :
 {
     public override async Task<int> ExecuteAsync(CommandContext context, EpisodesSettings settings, CancellationToken cancellationToken)
     {
-        var episodes = await host.Connect(settings.Host).ListEpisodesAsync(
+        var episodes = await host.Agents(settings).ListEpisodesAsync(
             new AgentEpisodesRequest { Agent = settings.Agent, From = settings.From ?? "", To = settings.To ?? "", Limit = settings.Limit },
             cancellationToken: cancellationToken);
         if (episodes.Episodes.Count == 0)
@@ -175,7 +175,7 @@ public sealed class EpisodeCommand(HostConnection host, IAnsiConsole console) : 
 
     public override async Task<int> ExecuteAsync(CommandContext context, EpisodeSettings settings, CancellationToken cancellationToken)
     {
-        var episode = await host.Connect(settings.Host).GetEpisodeAsync(
+        var episode = await host.Agents(settings).GetEpisodeAsync(
             new AgentEpisodeRequest { Agent = settings.Agent, InteractionId = settings.InteractionId }, cancellationToken: cancellationToken);
         console.WriteLine(JsonNode.Parse(episode.Json)?.ToJsonString(Indented) ?? episode.Json);
         return 0;
@@ -209,7 +209,7 @@ public sealed class PurgeCommand(HostConnection host, IAnsiConsole console) : As
             }
         }
 
-        var purged = await host.Connect(settings.Host).PurgeMemoryAsync(new PurgeMemoryRequest { Agent = settings.Agent }, cancellationToken: cancellationToken);
+        var purged = await host.Agents(settings).PurgeMemoryAsync(new PurgeMemoryRequest { Agent = settings.Agent }, cancellationToken: cancellationToken);
         console.MarkupLine(
             $"[green]purged[/] {Markup.Escape(settings.Agent)}: {Formats.Count(purged.WorkingTurns)} working turns, " +
             $"{Formats.Count(purged.SemanticMemories)} semantic memories, {Formats.Count(purged.Episodes)} episodes");

@@ -53,7 +53,7 @@ public sealed class SimulateCommand(HostConnection host, IAnsiConsole console) :
 {
     public override async Task<int> ExecuteAsync(CommandContext context, SimulateSettings settings, CancellationToken cancellationToken)
     {
-        var client = host.Connect(settings.Host);
+        var client = host.Agents(settings);
         var elapsed = Stopwatch.StartNew();
         var run = await SendAsync(client, settings, cancellationToken);
         elapsed.Stop();

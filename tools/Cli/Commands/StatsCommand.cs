@@ -9,7 +9,7 @@ public sealed class StatsCommand(HostConnection host, IAnsiConsole console) : As
 {
     public override async Task<int> ExecuteAsync(CommandContext context, AgentSettings settings, CancellationToken cancellationToken)
     {
-        var stats = await host.Connect(settings.Host).GetStatsAsync(new GetStatsRequest { Agent = settings.Agent }, cancellationToken: cancellationToken);
+        var stats = await host.Agents(settings).GetStatsAsync(new GetStatsRequest { Agent = settings.Agent }, cancellationToken: cancellationToken);
         console.Write(Totals(stats));
         foreach (var table in Arms(stats))
         {

@@ -1,0 +1,56 @@
+using System.Text.Json;
+using Grpc.Core;
+using Microsoft.AspNetCore.Http;
+
+namespace PersistentAgents.Agents.Rest;
+
+/// <summary>
+/// The error body JSON transcoding writes for a failed call (<c>{"code", "message", "details"}</c>), for the
+/// REST answers made outside it: bad bodies, streamed completes, authentication and rate limits.
+/// </summary>
+public static class RestError
+{
+    public static int HttpStatusOf(StatusCode code) => code switch
+    {
+        StatusCode.InvalidArgument or StatusCode.FailedPrecondition or StatusCode.OutOfRange => StatusCodes.Status400BadRequest,
+        StatusCode.Unauthenticated => StatusCodes.Status401Unauthorized,
+        StatusCode.PermissionDenied => StatusCodes.Status403Forbidden,
+        StatusCode.NotFound => StatusCodes.Status404NotFound,
+        StatusCode.AlreadyExists or StatusCode.Aborted => StatusCodes.Status409Conflict,
+        StatusCode.ResourceExhausted => StatusCodes.Status429TooManyRequests,
+        StatusCode.Unavailable => StatusCodes.Status503ServiceUnavailable,
+        StatusCode.DeadlineExceeded => StatusCodes.Status504GatewayTimeout,
+        _ => StatusCodes.Status500InternalServerError,
+    };
+
+    public static string Json(StatusCode code, string message) =>
+        JsonSerializer.Serialize(new { code = (int)code, message, details = Array.Empty<object>() });
+
+    public static Task WriteAsync(HttpContext context, StatusCode code, string message, int? httpStatus = null)
+    {
+        ArgumentNullException.ThrowIfNull(context);
+        context.Response.StatusCode = httpStatus ?? HttpStatusOf(code);
+        context.Response.ContentType = "application/json";
+        return context.Response.WriteAsync(Json(code, message), context.RequestAborted);
+    }
+
+    /// <summary>
+    /// Refuses a call before it reaches a service (authentication, rate limits): a trailers-only answer
+    /// with the status for a gRPC caller, which would read a bare HTTP status only as "unknown", else the
+    /// JSON error.
+    /// </summary>
+    public static Task RefuseAsync(HttpContext context, StatusCode code, string message)
+    {
+        ArgumentNullException.ThrowIfNull(context);
+        if (context.Request.ContentType?.StartsWith("application/grpc", StringComparison.OrdinalIgnoreCase) != true)
+        {
+            return WriteAsync(context, code, message);
+        }
+
+        context.Response.StatusCode = StatusCodes.Status200OK;
+        context.Response.ContentType = "application/grpc";
+        context.Response.Headers["grpc-status"] = ((int)code).ToString(System.Globalization.CultureInfo.InvariantCulture);
+        context.Response.Headers["grpc-message"] = Uri.EscapeDataString(message);
+        return Task.CompletedTask;
+    }
+}
