@@ -74,9 +74,9 @@ public sealed class TestHost : IAsyncDisposable
     public static async Task<JsonObject> ReadObjectAsync(HttpResponseMessage response) =>
         JsonNode.Parse(await response.Content.ReadAsStringAsync())?.AsObject() ?? [];
 
-    public IEnumerable<JsonObject> Episodes(string agent)
+    public IEnumerable<JsonObject> Episodes(string agent, string tenant = Contracts.Tenancy.DefaultTenant)
     {
-        var directory = Path.Combine(DataDir, "episodes", "default", agent);
+        var directory = Path.Combine(DataDir, "episodes", tenant, agent);
         return Directory.Exists(directory)
             ? Directory.EnumerateFiles(directory, "*.json", SearchOption.AllDirectories)
                 .Select(f => JsonNode.Parse(File.ReadAllText(f))!.AsObject())
