@@ -178,10 +178,39 @@ public sealed class CliTests(CliHostFixture fixture) : IClassFixture<CliHostFixt
         Assert.DoesNotContain(" at ", console.Output, StringComparison.Ordinal);
     }
 
-    private async Task<(int ExitCode, string Output)> RunAsync(params string[] args)
+    [Fact]
+    public async Task Keys_are_created_used_listed_and_revoked_from_the_command_line()
+    {
+        const string adminKey = "cli-admin-key-0123456789";
+        await using var host = await TestHost.StartAsync(TestHost.NewDataDir(), TestCatalogs.Simulated(), "--Auth:Mode", "keys", "--Auth:AdminKey", adminKey);
+
+        var (created, createdOutput) = await RunAsync(host, "keys", "create", "acme", "--name", "cli test", "--api-key", adminKey);
+        Assert.Equal(0, created);
+        var key = Assert.Single(createdOutput.Split('\n'), line => line.StartsWith("pa_", StringComparison.Ordinal)).Trim();
+        var id = createdOutput.Split(':')[0].Trim();
+
+        Assert.Equal(0, (await RunAsync(host, "--api-key", key, "complete", "cli-tenant", "Route invoice 12")).ExitCode);
+        var (refused, refusal) = await RunAsync(host, "stats", "cli-tenant");
+        Assert.Equal(CliApp.Failure, refused);
+        Assert.Contains("error: authorization:", refusal, StringComparison.Ordinal);
+
+        var (listed, listing) = await RunAsync(host, "keys", "list", "--tenant", "acme", "--api-key", adminKey);
+        Assert.Equal(0, listed);
+        Assert.Contains(id, listing, StringComparison.Ordinal);
+        Assert.DoesNotContain(key, listing, StringComparison.Ordinal);
+
+        Assert.Equal(0, (await RunAsync(host, "keys", "revoke", id, "--api-key", adminKey)).ExitCode);
+        var (afterRevoke, revokedOutput) = await RunAsync(host, "stats", "cli-tenant", "--api-key", key);
+        Assert.Equal(CliApp.Failure, afterRevoke);
+        Assert.Contains("revoked", revokedOutput, StringComparison.Ordinal);
+    }
+
+    private Task<(int ExitCode, string Output)> RunAsync(params string[] args) => RunAsync(fixture.Host, args);
+
+    private static async Task<(int ExitCode, string Output)> RunAsync(TestHost host, params string[] args)
     {
         using var console = new TestConsole().Width(200);
-        var exitCode = await CliApp.RunAsync(args, console, fixture.Host.Grpc);
+        var exitCode = await CliApp.RunAsync(args, console, host.Grpc);
         return (exitCode, console.Output);
     }
 
