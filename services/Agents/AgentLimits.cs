@@ -7,6 +7,15 @@ public sealed class AgentLimits
 
     public int MaxContextBytes { get; set; } = 16 * 1024;
 
+    /// <summary>Fields of the context object, at its top level.</summary>
+    public int MaxContextEntries { get; set; } = 64;
+
+    /// <summary>Levels of objects and lists inside the context (the context itself is level 1).</summary>
+    public int MaxContextDepth { get; set; } = 8;
+
+    /// <summary>Episodes one page of the episodes route lists at most.</summary>
+    public int MaxEpisodesPage { get; set; } = 1_000;
+
     /// <summary>Working-memory turns put back into the prompt.</summary>
     public int WorkingMemoryTurns { get; set; } = 6;
 

@@ -137,7 +137,7 @@ public sealed class AgentsGrpcService(
     {
         var agent = await ExistingAgentAsync(request.Agent, context);
         return await memory.ListEpisodesAsync(
-            new ListEpisodesRequest { Agent = RefOf(agent), From = request.From, To = request.To, Limit = request.Limit },
+            new ListEpisodesRequest { Agent = RefOf(agent), From = request.From, To = request.To, Limit = CompleteRequestValidator.ValidEpisodesLimit(request.Limit, limits.Value) },
             context.CancellationToken);
     }
 
@@ -243,7 +243,7 @@ public sealed class AgentsGrpcService(
             new DeleteExperimentRequest { Tenant = agent.Tenant, Agent = agent.Name, Name = request.Name }, context.CancellationToken);
         return deleted.Deleted
             ? deleted
-            : throw new RpcException(new Status(StatusCode.NotFound, $"name: agent '{agent.Name}' has no experiment '{request.Name}'"));
+            : throw new RpcException(new Status(StatusCode.NotFound, $"name: agent '{agent.Name}' has no experiment {ErrorText.Quote(request.Name)}"));
     }
 
     private static AgentRef RefOf(AgentId agent) => new() { Tenant = agent.Tenant, Agent = agent.Name };

@@ -1,5 +1,6 @@
 using System.Text.RegularExpressions;
 using Google.Protobuf;
+using Google.Protobuf.WellKnownTypes;
 using Grpc.Core;
 using PersistentAgents.Contracts;
 using PersistentAgents.Contracts.V1;
@@ -50,6 +51,16 @@ public static partial class CompleteRequestValidator
                 throw Invalid($"context: is {size} bytes, the limit is {limits.MaxContextBytes}");
             }
 
+            if (request.Context.Fields.Count > limits.MaxContextEntries)
+            {
+                throw Invalid($"context: has {request.Context.Fields.Count} entries, the limit is {limits.MaxContextEntries}");
+            }
+
+            if (DepthOf(request.Context) > limits.MaxContextDepth)
+            {
+                throw Invalid($"context: nests deeper than {limits.MaxContextDepth} levels");
+            }
+
             contextJson = JsonFormatter.Default.Format(request.Context);
         }
 
@@ -61,7 +72,7 @@ public static partial class CompleteRequestValidator
         var responseFormat = request.ResponseFormat.Length == 0 ? "text" : request.ResponseFormat;
         if (responseFormat is not ("text" or "json"))
         {
-            throw Invalid($"responseFormat: '{request.ResponseFormat}' is not one of text, json");
+            throw Invalid($"responseFormat: {ErrorText.Quote(request.ResponseFormat)} is not one of text, json");
         }
 
         return new ValidCompleteRequest(request.Prompt, taskType, sessionId, contextJson, request.NoCache, request.Policy, responseFormat);
@@ -112,6 +123,21 @@ public static partial class CompleteRequestValidator
             SuccessfulOnly = request.SuccessfulOnly,
         };
     }
+
+    /// <summary>The episodes route's page size: 0 for the default, else at most the configured page.</summary>
+    public static int ValidEpisodesLimit(int limit, AgentLimits limits) =>
+        limit >= 0 && limit <= limits.MaxEpisodesPage
+            ? limit
+            : throw Invalid($"limit: must be from 1 to {limits.MaxEpisodesPage} (0 for the default, 100)");
+
+    private static int DepthOf(Struct value) => 1 + value.Fields.Values.Select(DepthOf).DefaultIfEmpty(0).Max();
+
+    private static int DepthOf(Value value) => value.KindCase switch
+    {
+        Value.KindOneofCase.StructValue => DepthOf(value.StructValue),
+        Value.KindOneofCase.ListValue => 1 + value.ListValue.Values.Select(DepthOf).DefaultIfEmpty(0).Max(),
+        _ => 0,
+    };
 
     private static void CheckName(string field, string value)
     {

@@ -39,5 +39,5 @@ public static class CostPolicy
 
     /// <summary>The error a caller sees for a policy <see cref="TryParse"/> refused.</summary>
     public static string Describe(string field, string policy) =>
-        $"{field}: '{policy}' is not a policy; use quality-first, balanced, cost-first or a number from 0 to 10";
+        $"{field}: {ErrorText.Quote(policy)} is not a policy; use quality-first, balanced, cost-first or a number from 0 to 10";
 }

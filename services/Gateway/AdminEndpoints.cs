@@ -4,6 +4,7 @@ using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
 using Microsoft.Extensions.DependencyInjection;
 using PersistentAgents.Gateway.Providers;
+using PersistentAgents.Contracts;
 
 namespace PersistentAgents.Gateway;
 
@@ -22,7 +23,7 @@ public static class AdminEndpoints
         {
             if (providers.Simulated(name) is not { } provider)
             {
-                return Error(StatusCodes.Status404NotFound, $"name: no simulated provider '{name}' is active");
+                return Error(StatusCodes.Status404NotFound, $"name: no simulated provider {ErrorText.Quote(name)} is active");
             }
 
             Dictionary<string, double> values;
@@ -77,7 +78,7 @@ public static class AdminEndpoints
         {
             if (providers.Simulated(name) is not { } provider)
             {
-                return Error(StatusCodes.Status404NotFound, $"name: no simulated provider '{name}' is active");
+                return Error(StatusCodes.Status404NotFound, $"name: no simulated provider {ErrorText.Quote(name)} is active");
             }
 
             provider.ResetOverride();

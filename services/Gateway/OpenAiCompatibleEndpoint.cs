@@ -125,7 +125,7 @@ internal sealed class OpenAiCompatibleApi(IServiceProvider services)
         if (!index.TryResolve(model!, gatewayRequest.Candidates))
         {
             await WriteErrorAsync(context, ApiError.Invalid("model",
-                $"model: '{model}' is not in the catalog; use \"provider/model\" or a model name from GET /v1/models, or \"auto\"",
+                $"model: {ErrorText.Quote(model)} is not in the catalog; use \"provider/model\" or a model name from GET /v1/models, or \"auto\"",
                 "model_not_found"));
             return;
         }

@@ -22,9 +22,9 @@ public static partial class Experiments
     /// <summary>Checks <paramref name="experiment"/> against the agent's other experiments; throws InvalidArgument or FailedPrecondition naming the field.</summary>
     public static void Validate(Experiment experiment, IEnumerable<Experiment> agentExperiments)
     {
-        Require(NamePattern().IsMatch(experiment.Name), "name", $"'{experiment.Name}' must be 1-64 characters of a-z, 0-9, '-' and '_', starting with a letter or digit");
-        Require(experiment.TaskType.Length == 0 || NamePattern().IsMatch(experiment.TaskType), "taskType", $"'{experiment.TaskType}' must be 1-64 characters of a-z, 0-9, '-' and '_'");
-        Require(experiment.Metric.Length == 0 || Metrics.Contains(experiment.Metric), "metric", $"'{experiment.Metric}' is not one of {string.Join(", ", Metrics)}");
+        Require(NamePattern().IsMatch(experiment.Name), "name", $"{ErrorText.Quote(experiment.Name)} must be 1-64 characters of a-z, 0-9, '-' and '_', starting with a letter or digit");
+        Require(experiment.TaskType.Length == 0 || NamePattern().IsMatch(experiment.TaskType), "taskType", $"{ErrorText.Quote(experiment.TaskType)} must be 1-64 characters of a-z, 0-9, '-' and '_'");
+        Require(experiment.Metric.Length == 0 || Metrics.Contains(experiment.Metric), "metric", $"{ErrorText.Quote(experiment.Metric)} is not one of {string.Join(", ", Metrics)}");
         Require(experiment.MetricPolicy.Length == 0 || CostPolicy.TryParse(experiment.MetricPolicy, out _), "metricPolicy", CostPolicy.Describe("metricPolicy", experiment.MetricPolicy));
         Require(experiment.Variants.Count is >= 2 and <= MaxVariants, "variants", $"an experiment has 2 to {MaxVariants} variants, not {experiment.Variants.Count}");
         var names = new HashSet<string>(StringComparer.Ordinal);
@@ -32,8 +32,8 @@ public static partial class Experiments
         {
             var variant = experiment.Variants[i];
             var at = $"variants[{i}]";
-            Require(NamePattern().IsMatch(variant.Name), $"{at}.name", $"'{variant.Name}' must be 1-64 characters of a-z, 0-9, '-' and '_'");
-            Require(names.Add(variant.Name), $"{at}.name", $"'{variant.Name}' is used by another variant");
+            Require(NamePattern().IsMatch(variant.Name), $"{at}.name", $"{ErrorText.Quote(variant.Name)} must be 1-64 characters of a-z, 0-9, '-' and '_'");
+            Require(names.Add(variant.Name), $"{at}.name", $"{ErrorText.Quote(variant.Name)} is used by another variant");
             Require(double.IsFinite(variant.Weight) && variant.Weight > 0, $"{at}.weight", "must be a number above 0");
             Require(variant.Policy.Length == 0 || CostPolicy.TryParse(variant.Policy, out _), $"{at}.policy", CostPolicy.Describe($"{at}.policy", variant.Policy));
             var fixedArm = variant.FixedArm;

@@ -97,7 +97,7 @@ public sealed partial class CompleteStreamSseMiddleware(RequestDelegate next, IA
         try
         {
             using var document = JsonDocument.Parse(body);
-            if (JsonRequestShapeMiddleware.ShapeProblem(document.RootElement, CompleteRequest.Descriptor, "") is { } problem)
+            if (RequestShapeMiddleware.ShapeProblem(document.RootElement, CompleteRequest.Descriptor, "") is { } problem)
             {
                 throw new RpcException(new Status(StatusCode.InvalidArgument, problem));
             }
@@ -107,9 +107,16 @@ public sealed partial class CompleteStreamSseMiddleware(RequestDelegate next, IA
             throw new RpcException(new Status(StatusCode.InvalidArgument, $"body: is not valid JSON (line {e.LineNumber + 1}, byte {e.BytePositionInLine + 1})"));
         }
 
-        var request = JsonParser.Default.Parse<CompleteRequest>(body);
-        request.Agent = agent;
-        return request;
+        try
+        {
+            var request = JsonParser.Default.Parse<CompleteRequest>(body);
+            request.Agent = agent;
+            return request;
+        }
+        catch (Exception e) when (e is InvalidJsonException or InvalidProtocolBufferException or FormatException)
+        {
+            throw new RpcException(new Status(StatusCode.InvalidArgument, $"body: is not a CompleteRequest ({e.Message})"));
+        }
     }
 
     private static async Task WriteEventAsync(HttpContext context, string name, string json, CancellationToken cancellationToken)

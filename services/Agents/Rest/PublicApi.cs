@@ -25,7 +25,7 @@ public static class PublicApi
         app.UseMiddleware<CompleteStreamSseMiddleware>();
         app.UseRouting();
         app.UseAuthorization();
-        app.UseMiddleware<JsonRequestShapeMiddleware>(new[] { AgentsReflection.Descriptor, AdminReflection.Descriptor }.AsEnumerable());
+        app.UseMiddleware<RequestShapeMiddleware>(new[] { AgentsReflection.Descriptor, AdminReflection.Descriptor }.AsEnumerable());
         app.MapGrpcService<AgentsGrpcService>();
         app.MapGrpcService<ApiKeysGrpcService>();
         app.MapGrpcReflectionService();

@@ -1,19 +1,25 @@
 using System.Text.Json;
+using Google.Protobuf;
 using Google.Protobuf.Reflection;
 using Grpc.AspNetCore.Server;
+using Grpc.Core;
 using Microsoft.AspNetCore.Http;
 
 namespace PersistentAgents.Agents.Rest;
 
 /// <summary>
-/// Checks the JSON body of a transcoded REST call against the request message of its gRPC method before
-/// transcoding reads it: JSON transcoding ignores unknown fields and answers every shape error with the
-/// same sentence, while a caller needs to know which field is wrong. The proto descriptor is the schema,
-/// so REST and gRPC still share one definition.
+/// Checks a request body against the request message of its gRPC method before the method reads it. REST:
+/// JSON transcoding ignores unknown fields and answers every shape error with the same sentence, while a
+/// caller needs to know which field is wrong. gRPC: bytes that are not the message would fail inside the
+/// gRPC handler as UNKNOWN ("exception was thrown by handler"), a server error, when they are the caller's.
+/// The proto descriptor is the schema, so REST and gRPC still share one definition.
 /// </summary>
-public sealed class JsonRequestShapeMiddleware(RequestDelegate next, IEnumerable<FileDescriptor> contracts)
+public sealed class RequestShapeMiddleware(RequestDelegate next, IEnumerable<FileDescriptor> contracts)
 {
     private const int MaxBodyBytes = 1024 * 1024;
+
+    /// <summary>gRPC's default receive limit (4 MB) and the 5-byte frame header.</summary>
+    private const int MaxGrpcFrameBytes = 4 * 1024 * 1024 + 5;
     private readonly Dictionary<string, MessageDescriptor> _inputByMethod = contracts
         .SelectMany(file => file.Services)
         .SelectMany(service => service.Methods)
@@ -23,10 +29,21 @@ public sealed class JsonRequestShapeMiddleware(RequestDelegate next, IEnumerable
     {
         var method = context.GetEndpoint()?.Metadata.GetMetadata<GrpcMethodMetadata>();
         if (method is null
-            || context.Request.ContentType?.StartsWith("application/grpc", StringComparison.OrdinalIgnoreCase) == true
             || !HttpMethods.IsPost(context.Request.Method) && !HttpMethods.IsPut(context.Request.Method) && !HttpMethods.IsPatch(context.Request.Method)
             || !_inputByMethod.TryGetValue(method.Method.FullName, out var input))
         {
+            await next(context);
+            return;
+        }
+
+        if (context.Request.ContentType?.StartsWith("application/grpc", StringComparison.OrdinalIgnoreCase) == true)
+        {
+            if (method.Method.Type is MethodType.Unary or MethodType.ServerStreaming && await GrpcMessageProblemAsync(context, input) is { } grpcProblem)
+            {
+                await RestError.RefuseAsync(context, StatusCode.InvalidArgument, grpcProblem);
+                return;
+            }
+
             await next(context);
             return;
         }
@@ -57,6 +74,55 @@ public sealed class JsonRequestShapeMiddleware(RequestDelegate next, IEnumerable
 
         context.Request.Body.Position = 0;
         await next(context);
+    }
+
+    /// <summary>
+    /// The one length-prefixed message of a unary or server-streaming call, parsed as its input type. Frames
+    /// this cannot judge (compressed, or larger than gRPC's own receive limit) are left to the gRPC handler.
+    /// </summary>
+    private static async Task<string?> GrpcMessageProblemAsync(HttpContext context, MessageDescriptor input)
+    {
+        context.Request.EnableBuffering(bufferThreshold: 64 * 1024, bufferLimit: MaxGrpcFrameBytes);
+        var body = new MemoryStream();
+        try
+        {
+            await context.Request.Body.CopyToAsync(body, context.RequestAborted);
+        }
+        catch (IOException)
+        {
+            return null;
+        }
+        finally
+        {
+            context.Request.Body.Position = 0;
+        }
+
+        var frame = body.GetBuffer().AsMemory(0, (int)body.Length);
+        if (frame.Length < 5)
+        {
+            return $"body: is not a gRPC message ({frame.Length} bytes, a frame has at least 5)";
+        }
+
+        if (frame.Span[0] != 0)
+        {
+            return null;
+        }
+
+        var length = System.Buffers.Binary.BinaryPrimitives.ReadUInt32BigEndian(frame.Span[1..5]);
+        if (length != frame.Length - 5)
+        {
+            return $"body: the gRPC frame announces {length} bytes of message and {frame.Length - 5} follow";
+        }
+
+        try
+        {
+            input.Parser.ParseFrom(frame.Span[5..]);
+            return null;
+        }
+        catch (InvalidProtocolBufferException e)
+        {
+            return $"body: is not a {input.FullName} message ({e.Message})";
+        }
     }
 
     /// <returns>The first problem found, naming the field by its JSON path; null when the shape fits.</returns>
@@ -140,5 +206,5 @@ public sealed class JsonRequestShapeMiddleware(RequestDelegate next, IEnumerable
     private static string Name(string path, string whenEmpty) => path.Length == 0 ? whenEmpty : path;
 
     private static Task RejectAsync(HttpContext context, int status, string message) =>
-        RestError.WriteAsync(context, Grpc.Core.StatusCode.InvalidArgument, message, status);
+        RestError.WriteAsync(context, StatusCode.InvalidArgument, message, status);
 }
