@@ -189,7 +189,7 @@ public sealed class DegradationTests : IAsyncLifetime, IDisposable
     }
 
     [Fact]
-    public async Task Gateway_catalog_down_refuses_the_turn_with_503_before_anything_is_stored()
+    public async Task Gateway_down_refuses_the_turn_with_503_before_anything_is_stored()
     {
         _faults.Break<IGatewayApi>(nameof(IGatewayApi.ListModelsAsync), new RpcException(new Status(StatusCode.Unavailable, "connection refused")));
 
@@ -197,6 +197,12 @@ public sealed class DegradationTests : IAsyncLifetime, IDisposable
 
         Assert.Equal(503, status);
         Assert.Equal("gateway: the model catalog is unavailable (Unavailable: connection refused)", error["message"]!.GetValue<string>());
+
+        _faults.HealAll();
+        _faults.Break<IGatewayApi>(nameof(IGatewayApi.CompleteAsync), new HttpRequestException("gateway reset the connection"));
+        var (completeStatus, completeError) = await _host.CompleteAsync("stranded", new { prompt = "Route this email to billing" });
+        Assert.Equal(503, completeStatus);
+        Assert.Equal("gateway: unavailable (gateway reset the connection)", completeError["message"]!.GetValue<string>());
         Assert.Empty(_host.Episodes("stranded"));
         await AssertNoStatsAsync("stranded");
 
