@@ -38,17 +38,23 @@ public sealed class AgentLoop(
         var interactionId = InteractionIds.New(at);
         var agentRef = new AgentRef { Tenant = agent.Tenant, Agent = agent.Name };
         using var turn = AgentsTelemetry.StartTurn(agent, request.TaskType, interactionId);
+        // Filled in as the turn goes, so that what it went without is in the reply and in its episode.
+        var reply = new CompleteReply { InteractionId = interactionId, TaskType = request.TaskType, SessionId = request.SessionId };
+        var faults = new TurnFaults(agent, interactionId, turn, reply.Degraded, logger, cancellationToken);
 
+        // Without memory the agent still answers, only knowing less: it is a reason to say so, not to refuse.
         WorkingMemory working;
         RecallReply recalled;
         using (AgentsTelemetry.StartStep("memory.recall"))
         {
-            working = await memory.GetWorkingMemoryAsync(
-                new GetWorkingMemoryRequest { Agent = agentRef, SessionId = request.SessionId, MaxTurns = _limits.WorkingMemoryTurns },
-                cancellationToken);
-            recalled = await memory.RecallAsync(
-                new RecallRequest { Agent = agentRef, Query = request.Prompt, TopK = _limits.RecallTopK, MinSimilarity = _limits.RecallMinSimilarity, TokenBudget = _limits.RecallTokenBudget },
-                cancellationToken);
+            working = await faults.OrDegradedAsync(
+                "memory", "working memory unavailable",
+                token => memory.GetWorkingMemoryAsync(new GetWorkingMemoryRequest { Agent = agentRef, SessionId = request.SessionId, MaxTurns = _limits.WorkingMemoryTurns }, token),
+                () => new WorkingMemory());
+            recalled = await faults.OrDegradedAsync(
+                "memory", "recall unavailable",
+                token => memory.RecallAsync(new RecallRequest { Agent = agentRef, Query = request.Prompt, TopK = _limits.RecallTopK, MinSimilarity = _limits.RecallMinSimilarity, TokenBudget = _limits.RecallTokenBudget }, token),
+                () => new RecallReply());
         }
 
         var memoriesUsed = recalled.Memories;
@@ -56,7 +62,7 @@ public sealed class AgentLoop(
         RankReply route;
         using (var routing = AgentsTelemetry.StartStep("learning.route"))
         {
-            route = await RouteAsync(agent, request, cancellationToken);
+            route = await RouteAsync(agent, request, faults);
             routing?.SetTag("persistent_agents.strategy", route.Strategy);
             routing?.SetTag("persistent_agents.route_context", route.Context);
             routing?.SetTag("persistent_agents.chosen", $"{route.Ranked[0].Provider}/{route.Ranked[0].Model}");
@@ -71,9 +77,11 @@ public sealed class AgentLoop(
         GatewayReply result;
         using (AgentsTelemetry.StartStep("gateway.complete"))
         {
-            result = onDelta is null
-                ? await gateway.CompleteAsync(gatewayRequest, cancellationToken)
-                : await gateway.CompleteStreamingAsync(gatewayRequest, onDelta, cancellationToken);
+            result = await faults.OrUnavailableAsync(
+                reason => $"gateway: unavailable ({reason})",
+                token => onDelta is null
+                    ? gateway.CompleteAsync(gatewayRequest, token)
+                    : gateway.CompleteStreamingAsync(gatewayRequest, onDelta, token));
         }
 
         if (result.BudgetExhausted)
@@ -82,25 +90,19 @@ public sealed class AgentLoop(
             throw new RpcException(new Status(StatusCode.ResourceExhausted, $"budget: {result.BudgetMessage}"));
         }
 
-        var reply = new CompleteReply
-        {
-            Text = result.Text,
-            Provider = result.Arm?.Provider ?? "",
-            Model = result.Arm?.Model ?? "",
-            Simulated = result.Simulated,
-            TokensIn = result.TokensIn,
-            TokensOut = result.TokensOut,
-            CostUsd = result.CostUsd,
-            CacheHit = result.CacheHit,
-            InteractionId = interactionId,
-            TaskType = request.TaskType,
-            SessionId = request.SessionId,
-            Strategy = route.Strategy,
-            Quality = result.Success ? QualityOf(result, request.ResponseFormat) : 0,
-            RouteContext = route.Context,
-            Experiment = route.Experiment,
-            Variant = route.Variant,
-        };
+        reply.Text = result.Text;
+        reply.Provider = result.Arm?.Provider ?? "";
+        reply.Model = result.Arm?.Model ?? "";
+        reply.Simulated = result.Simulated;
+        reply.TokensIn = result.TokensIn;
+        reply.TokensOut = result.TokensOut;
+        reply.CostUsd = result.CostUsd;
+        reply.CacheHit = result.CacheHit;
+        reply.Strategy = route.Strategy;
+        reply.Quality = result.Success ? QualityOf(result, request.ResponseFormat) : 0;
+        reply.RouteContext = route.Context;
+        reply.Experiment = route.Experiment;
+        reply.Variant = route.Variant;
         reply.FallbackPath.AddRange(result.Attempts.Select(a => new FallbackAttempt
         {
             Provider = a.Arm.Provider,
@@ -112,29 +114,44 @@ public sealed class AgentLoop(
         reply.MemoryIds.AddRange(memoriesUsed.Select(m => m.Id));
         reply.LatencyMs = timeProvider.GetElapsedTime(started).TotalMilliseconds;
 
-        // Everything below is written before the reply leaves, so an acknowledged interaction survives a
-        // crash. The episode goes first: it is the full record from which the rest can be rebuilt.
+        // The episode and the statistics are written before the reply leaves, so an acknowledged interaction
+        // survives a crash; when either cannot be written the turn is refused rather than acknowledged. The
+        // episode goes first: it is the full record from which the rest can be rebuilt.
         using (AgentsTelemetry.StartStep("memory.remember"))
         {
-            await memory.AppendEpisodeAsync(
-                new AppendEpisodeRequest { Agent = agentRef, InteractionId = interactionId, At = Timestamp.FromDateTimeOffset(at), Json = EpisodeJson(agent, request, reply, result.Success, at) },
-                cancellationToken);
-            await state.SaveAsync(agent, Accumulate(await state.LoadAsync(agent, cancellationToken) ?? new AgentAggregate(), request.TaskType, reply, result, at), cancellationToken);
+            await faults.OrUnavailableAsync(
+                reason => $"memory: interaction {interactionId} could not be stored ({reason}); it was not acknowledged",
+                token => memory.AppendEpisodeAsync(
+                    new AppendEpisodeRequest { Agent = agentRef, InteractionId = interactionId, At = Timestamp.FromDateTimeOffset(at), Json = EpisodeJson(agent, request, reply, result.Success, at) },
+                    token));
+            await faults.OrUnavailableAsync(
+                reason => $"state: the statistics of interaction {interactionId} could not be stored ({reason}); it was not acknowledged",
+                async token => await state.SaveAsync(agent, Accumulate(await state.LoadAsync(agent, token) ?? new AgentAggregate(), request.TaskType, reply, result, at), token));
             if (result.Success)
             {
-                await memory.AppendTurnAsync(
-                    new AppendTurnRequest { Agent = agentRef, SessionId = request.SessionId, Turn = new Turn { Prompt = request.Prompt, Reply = reply.Text, InteractionId = interactionId, At = Timestamp.FromDateTimeOffset(at) } },
-                    cancellationToken);
-                var remembered = await memory.RememberAsync(
-                    new RememberRequest { Agent = agentRef, Id = interactionId, Text = MemoryText(request, reply.Text), TaskType = request.TaskType, Success = true, CostUsd = reply.CostUsd },
-                    cancellationToken);
-                logger.LogDebug("Agent {Agent} remembered interaction {Interaction} as {Memory}", agent, interactionId, remembered.Id);
+                // Past the episode, a turn missing from working or semantic memory only leaves later turns knowing less.
+                await faults.OrDegradedAsync(
+                    "memory", "this turn is not in working memory",
+                    token => memory.AppendTurnAsync(
+                        new AppendTurnRequest { Agent = agentRef, SessionId = request.SessionId, Turn = new Turn { Prompt = request.Prompt, Reply = reply.Text, InteractionId = interactionId, At = Timestamp.FromDateTimeOffset(at) } },
+                        token));
+                await faults.OrDegradedAsync(
+                    "memory", "this interaction is not in semantic memory",
+                    async token =>
+                    {
+                        var remembered = await memory.RememberAsync(
+                            new RememberRequest { Agent = agentRef, Id = interactionId, Text = MemoryText(request, reply.Text), TaskType = request.TaskType, Success = true, CostUsd = reply.CostUsd },
+                            token);
+                        logger.LogDebug("Agent {Agent} remembered interaction {Interaction} as {Memory}", agent, interactionId, remembered.Id);
+                    });
             }
         }
 
         using (AgentsTelemetry.StartStep("events.publish"))
         {
-            await events.PublishAsync(Topics.InteractionCompleted, interactionId, OutcomeOf(agent, request, route, reply, result, at), cancellationToken);
+            await faults.OrDegradedAsync(
+                "events", "the outcome was not published, so learning and analytics miss this interaction",
+                token => events.PublishAsync(Topics.InteractionCompleted, interactionId, OutcomeOf(agent, request, route, reply, result, at), token));
         }
 
         AgentsTelemetry.Completed(request.TaskType, result.Success && result.StreamError.Length == 0, timeProvider.GetElapsedTime(started));
@@ -165,14 +182,25 @@ public sealed class AgentLoop(
 
     /// <summary>
     /// The fallback chain from the learning service, with the hard constraints it needs: open circuits,
-    /// required capabilities, the remaining budget. Refuses the turn, before anything is stored, when no model
-    /// can take it.
+    /// required capabilities, the remaining budget; in catalog order when the learning service cannot rank.
+    /// Refuses the turn, before anything is stored, when no model can take it or the gateway's catalog cannot
+    /// be read.
     /// </summary>
-    private async Task<RankReply> RouteAsync(AgentId agent, ValidCompleteRequest request, CancellationToken cancellationToken)
+    private async Task<RankReply> RouteAsync(AgentId agent, ValidCompleteRequest request, TurnFaults faults)
     {
-        var catalog = await gateway.ListModelsAsync(new ListModelsRequest(), cancellationToken);
-        var health = await gateway.GetProviderHealthAsync(new ProviderHealthRequest(), cancellationToken);
-        var budget = await gateway.GetBudgetAsync(new BudgetRequest { Tenant = agent.Tenant, Agent = agent.Name }, cancellationToken);
+        var catalog = await faults.OrUnavailableAsync(
+            reason => $"gateway: the model catalog is unavailable ({reason})",
+            token => gateway.ListModelsAsync(new ListModelsRequest(), token));
+        // The gateway itself skips open circuits and holds every call to the budget, so routing without either
+        // only orders the chain less well.
+        var health = await faults.OrDegradedAsync(
+            "gateway", "provider health unknown, no circuit taken as open",
+            token => gateway.GetProviderHealthAsync(new ProviderHealthRequest(), token),
+            () => new ProviderHealthReply());
+        var budget = await faults.OrDegradedAsync(
+            "gateway", "budget unknown, routed without it",
+            token => gateway.GetBudgetAsync(new BudgetRequest { Tenant = agent.Tenant, Agent = agent.Name }, token),
+            () => new BudgetState());
         var openProviders = health.Providers.Where(p => p.Circuit == "open").Select(p => p.Provider).ToHashSet(StringComparer.Ordinal);
         var estimatedInputTokens = (request.Prompt.Length + (request.ContextJson?.Length ?? 0)) / 4;
         var rank = new RankRequest
@@ -202,7 +230,10 @@ public sealed class AgentLoop(
             ContextWindow = m.ContextWindow,
             Capabilities = { m.Capabilities },
         }));
-        var route = await learning.RankAsync(rank, cancellationToken);
+        var route = await faults.OrDegradedAsync(
+            "learning", "ranking unavailable, routed in catalog order",
+            token => learning.RankAsync(rank, token),
+            () => CatalogOrderRanking.Rank(rank));
         if (route.Ranked.Count > 0)
         {
             return route;

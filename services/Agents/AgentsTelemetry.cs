@@ -5,7 +5,8 @@ namespace PersistentAgents.Agents;
 
 /// <summary>
 /// The agent loop's traces (a span per step of a turn: memory recall, routing, the gateway, remembering,
-/// the event) and its metrics (interactions and their duration by task type and outcome).
+/// the event) and its metrics (interactions and their duration by task type and outcome, steps skipped
+/// because a dependency failed).
 /// </summary>
 public static class AgentsTelemetry
 {
@@ -21,6 +22,9 @@ public static class AgentsTelemetry
     private static readonly Histogram<double> TurnDuration = Meter.CreateHistogram<double>(
         "persistent_agents.complete.duration", "s", "Duration of whole turns, memory and providers included.");
 
+    private static readonly Counter<long> Degradations = Meter.CreateCounter<long>(
+        "persistent_agents.degradations", "{step}", "Steps a turn went without because a dependency failed, by component.");
+
     public static Activity? StartTurn(AgentId agent, string taskType, string interactionId)
     {
         var activity = Source.StartActivity("agent.complete");
@@ -32,6 +36,14 @@ public static class AgentsTelemetry
     }
 
     public static Activity? StartStep(string name) => Source.StartActivity(name);
+
+    /// <summary>Marks the turn as degraded: an event per skipped step, so a trace shows what the reply went without.</summary>
+    public static void Degraded(Activity? turn, string component, string degradation)
+    {
+        turn?.SetTag("persistent_agents.degraded", true);
+        turn?.AddEvent(new ActivityEvent("degraded", tags: new ActivityTagsCollection { ["persistent_agents.degradation"] = degradation }));
+        Degradations.Add(1, new KeyValuePair<string, object?>("persistent_agents.component", component));
+    }
 
     public static void Completed(string taskType, bool success, TimeSpan duration)
     {

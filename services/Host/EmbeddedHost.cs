@@ -97,14 +97,14 @@ public static class EmbeddedHost
 
         services.AddSingleton(sp =>
         {
-            var bus = new InProcessEventBus(sp.GetRequiredService<ILogger<InProcessEventBus>>());
+            // A failing subscriber fails the publish; the agent loop then still replies, naming it in the
+            // reply's degraded, since the episode, already stored, remains the record of the interaction.
+            var bus = new InProcessEventBus();
             var learning = sp.GetRequiredService<ILearningApi>();
-            bus.Subscribe<InteractionCompleted>(Topics.InteractionCompleted, (outcome, _, token) => learning.RecordOutcomeAsync(outcome, token));
+            bus.Subscribe<InteractionCompleted>(Topics.InteractionCompleted, "learning", (outcome, _, token) => learning.RecordOutcomeAsync(outcome, token));
             if (sp.GetService<IInteractionSink>() is { } analytics)
             {
-                // Best effort: the bus logs a failing subscriber and the reply still leaves, since the
-                // episode, already stored, remains the record of the interaction.
-                bus.Subscribe<InteractionCompleted>(Topics.InteractionCompleted, (outcome, _, token) => analytics.WriteAsync(outcome, token));
+                bus.Subscribe<InteractionCompleted>(Topics.InteractionCompleted, "analytics", (outcome, _, token) => analytics.WriteAsync(outcome, token));
             }
 
             return bus;

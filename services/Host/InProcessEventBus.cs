@@ -8,40 +8,54 @@ namespace PersistentAgents.Host;
 /// the publish completes, so an event is handled before the turn that raised it is acknowledged.
 /// Subscribers are idempotent by event id, as they must be on Dapr's at-least-once pub/sub.
 /// </summary>
-public sealed class InProcessEventBus(ILogger<InProcessEventBus> logger) : IEventPublisher
+public sealed class InProcessEventBus : IEventPublisher
 {
-    private readonly Dictionary<string, List<Func<IMessage, string, CancellationToken, Task>>> _subscribers = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, List<Subscriber>> _subscribers = new(StringComparer.Ordinal);
 
-    public void Subscribe<TPayload>(string topic, Func<TPayload, string, CancellationToken, Task> handler)
+    /// <param name="subscriber">Names the subscriber when it fails to handle an event.</param>
+    public void Subscribe<TPayload>(string topic, string subscriber, Func<TPayload, string, CancellationToken, Task> handler)
         where TPayload : IMessage<TPayload>
     {
-        if (!_subscribers.TryGetValue(topic, out var handlers))
+        if (!_subscribers.TryGetValue(topic, out var subscribers))
         {
-            _subscribers[topic] = handlers = [];
+            _subscribers[topic] = subscribers = [];
         }
 
-        handlers.Add((payload, id, token) => handler((TPayload)payload, id, token));
+        subscribers.Add(new Subscriber(subscriber, (payload, id, token) => handler((TPayload)payload, id, token)));
     }
 
+    /// <summary>
+    /// Hands the event to every subscriber, even after one fails, so that one failing subscriber does not
+    /// starve the others; then fails with what failed, for the publisher to decide what that means for it.
+    /// </summary>
     public async Task PublishAsync<TPayload>(string topic, string eventId, TPayload payload, CancellationToken cancellationToken)
         where TPayload : IMessage<TPayload>
     {
-        if (!_subscribers.TryGetValue(topic, out var handlers))
+        if (!_subscribers.TryGetValue(topic, out var subscribers))
         {
             return;
         }
 
-        foreach (var handler in handlers)
+        var failed = new List<(string Subscriber, Exception Error)>();
+        foreach (var subscriber in subscribers)
         {
             try
             {
-                await handler(payload, eventId, cancellationToken);
+                await subscriber.Handle(payload, eventId, cancellationToken);
             }
-            catch (Exception e) when (e is not OperationCanceledException)
+            catch (Exception e) when (!cancellationToken.IsCancellationRequested)
             {
-                // One failing subscriber must not fail the publisher's turn, which is already stored.
-                logger.LogError(e, "Subscriber of {Topic} failed on event {EventId}", topic, eventId);
+                failed.Add((subscriber.Name, e));
             }
         }
+
+        if (failed.Count > 0)
+        {
+            // AggregateException's message appends each inner message, so the publisher sees every reason.
+            throw new AggregateException(
+                $"{topic} event {eventId} failed in {string.Join(", ", failed.Select(f => f.Subscriber))}", failed.Select(f => f.Error));
+        }
     }
+
+    private sealed record Subscriber(string Name, Func<IMessage, string, CancellationToken, Task> Handle);
 }

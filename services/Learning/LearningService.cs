@@ -55,13 +55,13 @@ public sealed class LearningService : ILearningApi, IDisposable
         var outputTokens = request.EstimatedOutputTokens > 0 ? request.EstimatedOutputTokens : _options.ExpectedOutputTokens;
         var candidates = request.Candidates
             .DistinctBy(c => c.Arm)
-            .Select(c => (Candidate: c, ExpectedCost: ((c.InputPricePerMtok * request.EstimatedInputTokens) + (c.OutputPricePerMtok * outputTokens)) / 1_000_000))
+            .Select(c => (Candidate: c, ExpectedCost: RoutingConstraints.ExpectedCostUsd(c, request.EstimatedInputTokens, outputTokens)))
             .ToList();
         var maxCost = candidates.Select(c => c.ExpectedCost).DefaultIfEmpty(0).Max();
         var eligible = new List<(CandidateArm Candidate, double ExpectedCost)>();
         foreach (var (candidate, expectedCost) in candidates)
         {
-            var reason = ExclusionOf(candidate, request, expectedCost);
+            var reason = RoutingConstraints.ExclusionOf(candidate, request, expectedCost);
             if (reason is null)
             {
                 eligible.Add((candidate, expectedCost));
@@ -389,21 +389,6 @@ public sealed class LearningService : ILearningApi, IDisposable
                 }
             }
         }
-    }
-
-    private static string? ExclusionOf(CandidateArm candidate, RankRequest request, double expectedCostUsd)
-    {
-        if (candidate.ContextWindow > 0 && request.EstimatedInputTokens > candidate.ContextWindow)
-        {
-            return "context-window";
-        }
-
-        if (request.RequiredCapabilities.Any(c => !candidate.Capabilities.Contains(c)))
-        {
-            return "capability";
-        }
-
-        return request.HasBudget && expectedCostUsd > request.RemainingBudgetUsd ? "budget" : null;
     }
 
     private ArmScore ScoreOf(ArmKey key, ArmState arm, double lambda) => new()

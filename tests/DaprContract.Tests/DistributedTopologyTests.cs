@@ -38,6 +38,7 @@ public sealed class DistributedTopologyTests(PgliteServer postgres) : IAsyncLife
     private SidecarDouble _agentsSidecar = null!;
     private SidecarDouble _learningSidecar = null!;
     private SidecarDouble _memorySidecar = null!;
+    private Uri _memoryApp = null!;
     private HttpClient _rest = null!;
     private Uri _agentsApp = null!;
     private Grpc.Net.Client.GrpcChannel _learningChannel = null!;
@@ -59,7 +60,8 @@ public sealed class DistributedTopologyTests(PgliteServer postgres) : IAsyncLife
         var gateway = await StartAsync(GatewayServiceHost.Build(["--urls", "http://127.0.0.1:0", "--catalog", catalogPath, .. quiet], s => s.AddSingleton(gatewaySidecar.Client)));
 
         _agentsSidecar = await StartSidecarAsync();
-        _agentsSidecar.RegisterApp(DaprComponents.Apps.Memory, memory[0]);
+        _memoryApp = memory[0];
+        _agentsSidecar.RegisterApp(DaprComponents.Apps.Memory, _memoryApp);
         _agentsSidecar.RegisterApp(DaprComponents.Apps.Learning, learning[0]);
         _agentsSidecar.RegisterApp(DaprComponents.Apps.Gateway, gateway[0]);
         await StartAgentsAsync();
@@ -319,6 +321,33 @@ public sealed class DistributedTopologyTests(PgliteServer postgres) : IAsyncLife
     }
 
     [Fact]
+    public async Task Semantic_memory_down_the_agent_answers_without_recall_and_memory_down_refuses_the_unstorable_turn()
+    {
+        await CompleteAsync("unaided", new { prompt = "Our office in Lyon closes at six on Fridays" });
+        _memorySidecar.AddBinding(DaprComponents.SemanticMemory, new FailingBinding("pgvector: connection refused"));
+
+        var (status, reply) = await CompleteAsync("unaided", new { prompt = "When does the office in Lyon close on Fridays?" });
+
+        Assert.True(status == 200, reply.ToJsonString());
+        Assert.Empty(reply["memoryIds"]!.AsArray());
+        var degraded = reply["degraded"]!.AsArray().Select(d => d!.GetValue<string>()).ToList();
+        Assert.Equal(2, degraded.Count);
+        Assert.StartsWith("memory: recall unavailable (", degraded[0], StringComparison.Ordinal);
+        Assert.StartsWith("memory: this interaction is not in semantic memory (", degraded[1], StringComparison.Ordinal);
+        Assert.Equal(2, _memorySidecar.BindingCalls.Count(c => c.Name == DaprComponents.EpisodicMemory && c.Operation == "create" && c.Outcome == "ok"));
+
+        // With the memory service unreachable the episode cannot be stored, so the turn is not acknowledged.
+        _agentsSidecar.RegisterApp(DaprComponents.Apps.Memory, new Uri("http://127.0.0.1:1"));
+        var (downStatus, down) = await CompleteAsync("unaided", new { prompt = "Is the Lyon office open on Saturdays?" });
+        Assert.Equal(503, downStatus);
+        Assert.Matches("^memory: interaction [0-9a-f]{32} could not be stored \\(Unavailable: .*\\); it was not acknowledged$", down["message"]!.GetValue<string>());
+
+        _agentsSidecar.RegisterApp(DaprComponents.Apps.Memory, _memoryApp);
+        _memorySidecar.AddBinding(DaprComponents.SemanticMemory, postgres.Binding);
+        Assert.Equal(2, (await GetAsync("/platform/agents/unaided/stats"))["totalInteractions"]!.GetValue<JsonElement>().GetInt64());
+    }
+
+    [Fact]
     public async Task An_agent_registers_its_periodic_work_as_a_reminder_which_consolidates_its_memory()
     {
         await CompleteAsync("diligent", new { prompt = "Note the new invoice policy" });
@@ -334,4 +363,11 @@ public sealed class DistributedTopologyTests(PgliteServer postgres) : IAsyncLife
 
         Assert.Contains((DaprComponents.Apps.Memory, "/persistent_agents.v1.Memory/Consolidate"), _agentsSidecar.Invocations);
     }
+}
+
+/// <summary>A binding whose backend is down: every call fails as the sidecar reports a failing binding.</summary>
+internal sealed class FailingBinding(string error) : IBindingBackend
+{
+    public Task<Dapr.Client.Autogen.Grpc.v1.InvokeBindingResponse> InvokeAsync(Dapr.Client.Autogen.Grpc.v1.InvokeBindingRequest request, CancellationToken cancellationToken) =>
+        Task.FromException<Dapr.Client.Autogen.Grpc.v1.InvokeBindingResponse>(new BindingFailedException(error));
 }

@@ -34,6 +34,16 @@ public sealed class CliTests(CliHostFixture fixture) : IClassFixture<CliHostFixt
     }
 
     [Fact]
+    public void The_reply_table_names_what_a_degraded_turn_went_without()
+    {
+        using var console = new TestConsole().Width(200);
+
+        console.Write(ReplyTable.Of(new CompleteReply { Degraded = { "memory: recall unavailable (disk [1] gone)" } }));
+
+        Assert.Matches(@"Degraded\s+│ memory: recall unavailable \(disk \[1\] gone\)", console.Output);
+    }
+
+    [Fact]
     public async Task Complete_streams_the_reply_then_its_table()
     {
         var (exitCode, output) = await RunAsync("complete", "cli-stream", "Stream the routing of this long email about invoices", "--stream");

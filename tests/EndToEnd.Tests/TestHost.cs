@@ -30,7 +30,11 @@ public sealed class TestHost : IAsyncDisposable
 
     public GrpcChannel Grpc { get; }
 
-    public static async Task<TestHost> StartAsync(string dataDir, string catalogYaml, params string[] settings)
+    public static Task<TestHost> StartAsync(string dataDir, string catalogYaml, params string[] settings) =>
+        StartAsync(dataDir, catalogYaml, overrides: null, settings);
+
+    /// <param name="overrides">Replaces registrations of the host (see <see cref="EmbeddedHost.Build"/>), e.g. to inject faults.</param>
+    public static async Task<TestHost> StartAsync(string dataDir, string catalogYaml, Action<IServiceCollection>? overrides, params string[] settings)
     {
         Directory.CreateDirectory(dataDir);
         var catalogPath = Path.Combine(dataDir, "test-catalog.yaml");
@@ -42,7 +46,7 @@ public sealed class TestHost : IAsyncDisposable
             "--catalog", catalogPath,
             "--Logging:LogLevel:Default", "Warning",
             .. settings,
-        ]);
+        ], overrides);
         await app.StartAsync();
         var addresses = app.ListeningAddresses();
         return new TestHost(app, dataDir, addresses[0], addresses[1]);

@@ -32,6 +32,11 @@ public static class ReplyTable
             Add(table, "Recalled", new Text($"{reply.MemoryIds.Count} memories: {string.Join(", ", reply.MemoryIds)}"));
         }
 
+        foreach (var degradation in reply.Degraded)
+        {
+            Add(table, "Degraded", new Markup($"[yellow]{Markup.Escape(degradation)}[/]"));
+        }
+
         if (reply.Experiment.Length > 0)
         {
             Add(table, "Experiment", new Text($"{reply.Experiment}, variant {reply.Variant}"));
