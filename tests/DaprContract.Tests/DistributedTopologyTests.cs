@@ -225,6 +225,63 @@ public sealed class DistributedTopologyTests(PgliteServer postgres) : IAsyncLife
         Assert.Empty(_agentsSidecar.ActorCalls);
     }
 
+    [Fact]
+    public async Task Hostile_agent_task_events_are_acknowledged_and_each_gives_exactly_one_result_or_dead_letter_never_a_5xx()
+    {
+        string[] names = ["", "inbox", "../etc", "a/b", "UPPER", new string('x', 65), "ünï", "\u0000", "con", "-x"];
+        string[] texts = ["", "hi", "\u0001\u007f", "🙂👩‍👩‍👧", "\u202Eevil", new string('a', 40_000), "'; DROP TABLE x; --"];
+        string[] requests =
+        [
+            "null", "42", "\"s\"", "[]", "{}", "{\"prompt\": 7}", "{\"prompt\": \"hi\", \"taskType\": \"Bad Type\"}", "{\"prompt\": \"hi\", \"context\": [1]}",
+            "{\"prompt\": \"hi\", \"context\": " + string.Concat(Enumerable.Repeat("{\"a\":", 40)) + "1" + new string('}', 40) + "}", "{\"prompt\": \"hi\", \"policy\": \"stingy\"}",
+        ];
+        var random = new Random(20261125);
+        var inputs = new List<string>();
+        foreach (var name in names)
+        {
+            foreach (var tenant in new[] { "", "acme", "Bad Tenant", "../t" })
+            {
+                inputs.Add(System.Text.Json.JsonSerializer.Serialize(new { agent = name, tenant, request = new { prompt = texts[random.Next(texts.Length)] } }));
+            }
+        }
+
+        inputs.AddRange(requests.Select(r => $$"""{"agent": "inbox", "request": {{r}}}"""));
+        inputs.AddRange(["\"\"", "{\"agent\": 5}", "{\"agent\": \"inbox\", \"tenant\": [], \"request\": {\"prompt\": \"x\"}}"]);
+        string[] notJson = ["", "{", "[", "nul", "{\"agent\": \"inbox\",}", "{\"agent\": \"inbox\", \"request\": {\"prompt\": \"\\ud800\"}}"];
+
+        for (var i = 0; i < inputs.Count + notJson.Length; i++)
+        {
+            var eventId = $"fuzz-{i}";
+            var (http, status) = i < inputs.Count
+                ? await _agentsSidecar.DeliverAsync(_agentsApp, DaprComponents.PubSub, Topics.AgentTasks, eventId, inputs[i])
+                : await PostEventAsync(System.Text.Json.JsonSerializer.Serialize(new { id = eventId, data = notJson[i - inputs.Count] }));
+            Assert.True((http, status) == (200, "SUCCESS"), $"event {i} answered {http} {status}");
+            var outcomes = _agentsSidecar.Published.Where(p => p.Metadata.GetValueOrDefault("cloudevent.id") == eventId && p.Topic is Topics.AgentResults or Topics.AgentTasksDeadLetter).ToList();
+            var outcome = Assert.Single(outcomes);
+            if (outcome.Topic == Topics.AgentTasksDeadLetter)
+            {
+                Assert.NotEmpty(Contracts.V1.InvalidAgentTask.Parser.ParseJson(System.Text.Encoding.UTF8.GetString(outcome.Data)).Reason);
+            }
+        }
+
+        // Bodies that are not CloudEvents at all, straight at the subscription route.
+        foreach (var body in new[] { "", "{", "[]", "{\"id\": 5}", "{\"id\": \"x\", \"data_base64\": \"%%%\"}", new string('[', 10_000) })
+        {
+            var (http, _) = await PostEventAsync(body);
+            Assert.True(http < 500, $"{body} answered {http}");
+        }
+
+        var deadLetters = _agentsSidecar.Published.Count(p => p.Topic == Topics.AgentTasksDeadLetter);
+        Assert.True(deadLetters >= inputs.Count / 2, $"{deadLetters} dead letters of {inputs.Count} inputs");
+    }
+
+    private async Task<(int Http, string Status)> PostEventAsync(string body)
+    {
+        using var response = await _rest.PostAsync(new Uri(_agentsApp, AgentTasksSubscription.Route), new StringContent(body, System.Text.Encoding.UTF8, "application/cloudevents+json"));
+        var text = await response.Content.ReadAsStringAsync();
+        return ((int)response.StatusCode, text.StartsWith('{') ? (string?)JsonNode.Parse(text)?["status"] ?? "" : text);
+    }
+
     private async Task<(int Status, JsonObject Body)> SendAsync(HttpMethod method, string path, object? body = null)
     {
         using var request = new HttpRequestMessage(method, path) { Content = body is null ? null : JsonContent.Create(body) };

@@ -79,13 +79,18 @@ public static class AgentTasksSubscription
         {
             using var json = JsonDocument.Parse(body);
             var root = json.RootElement;
+            if (root.ValueKind != JsonValueKind.Object)
+            {
+                return ("", body, "body: is not a CloudEvent (a JSON object)");
+            }
+
             var id = root.TryGetProperty("id", out var idElement) && idElement.ValueKind == JsonValueKind.String ? idElement.GetString()! : "";
             var data = root.TryGetProperty("data", out var inline) ? (inline.ValueKind == JsonValueKind.String ? inline.GetString()! : inline.GetRawText())
                 : root.TryGetProperty("data_base64", out var encoded) ? Encoding.UTF8.GetString(Convert.FromBase64String(encoded.GetString() ?? ""))
                 : "";
             return id.Length == 0 ? (id, data, "id: a CloudEvent needs an id, the task's id") : (id, data, null);
         }
-        catch (Exception e) when (e is JsonException or FormatException)
+        catch (Exception e) when (e is JsonException or FormatException or InvalidOperationException)
         {
             return ("", body, $"body: is not a CloudEvent ({e.Message})");
         }
