@@ -30,9 +30,10 @@ public sealed record WindowResult(
 
 /// <summary>
 /// Closed-loop clients: each sends a complete for a random agent, waits for the answer and sends the next,
-/// so the offered load is whatever the host can take with that many requests in flight.
+/// so the offered load is whatever the host can take with that many requests in flight. Agents are drawn
+/// uniformly from agent-0000 to agent-(<paramref name="agentCount"/> - 1) unless <paramref name="agentOf"/> draws them.
 /// </summary>
-public sealed class ClosedLoopLoad(Uri baseAddress, int agentCount) : IDisposable
+public sealed class ClosedLoopLoad(Uri baseAddress, int agentCount, Func<Random, string>? agentOf = null) : IDisposable
 {
     private static readonly string[] TaskTypes = ["email_routing", "legal_triage", "orders"];
     private static readonly string[] Topics = ["invoice", "contract", "refund", "shipment", "password", "holiday", "pricing", "outage"];
@@ -50,18 +51,21 @@ public sealed class ClosedLoopLoad(Uri baseAddress, int agentCount) : IDisposabl
         Timeout = TimeSpan.FromSeconds(30),
     };
 
+    private readonly Func<Random, string> _agentOf = agentOf ?? (random => $"agent-{random.Next(agentCount):D4}");
+
     public void Dispose() => _client.Dispose();
 
     /// <summary>
     /// Runs <paramref name="clients"/> clients for <paramref name="warmUp"/> then <paramref name="measured"/>;
     /// <paramref name="windowStarted"/> runs when the measured window opens, so that the caller can sample the host then.
+    /// Runs with another <paramref name="seed"/> send other prompts.
     /// </summary>
-    public async Task<WindowResult> RunAsync(int clients, TimeSpan warmUp, TimeSpan measured, Action windowStarted)
+    public async Task<WindowResult> RunAsync(int clients, TimeSpan warmUp, TimeSpan measured, Action windowStarted, int seed = 0)
     {
         var start = Stopwatch.GetTimestamp();
         var windowStart = start + (long)(warmUp.TotalSeconds * Stopwatch.Frequency);
         var windowEnd = windowStart + (long)(measured.TotalSeconds * Stopwatch.Frequency);
-        var workers = Enumerable.Range(0, clients).Select(c => Task.Run(() => ClientAsync(c, windowStart, windowEnd))).ToArray();
+        var workers = Enumerable.Range(0, clients).Select(c => Task.Run(() => ClientAsync(c, (seed * clients) + c, windowStart, windowEnd))).ToArray();
         await Task.Delay(warmUp);
         windowStarted();
         var perClient = await Task.WhenAll(workers);
@@ -80,15 +84,15 @@ public sealed class ClosedLoopLoad(Uri baseAddress, int agentCount) : IDisposabl
     }
 
     private async Task<(List<double> Successes, List<double> Failures, Dictionary<string, int> Outcomes)> ClientAsync(
-        int client, long windowStart, long windowEnd)
+        int client, int randomSeed, long windowStart, long windowEnd)
     {
         var successes = new List<double>();
         var failures = new List<double>();
         var outcomes = new Dictionary<string, int>(StringComparer.Ordinal);
-        var random = new Random(client);
+        var random = new Random(randomSeed);
         for (var i = 0; Stopwatch.GetTimestamp() < windowEnd; i++)
         {
-            var agent = $"agent-{random.Next(agentCount):D4}";
+            var agent = _agentOf(random);
             var topic = Topics[random.Next(Topics.Length)];
             var sent = Stopwatch.GetTimestamp();
             var outcome = await CompleteAsync(agent, new

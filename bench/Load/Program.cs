@@ -120,7 +120,7 @@ async Task<RunningHost> StartHostAsync(string label, double providerFailureRate)
     var dataDir = Path.Combine(work, $"data-{label}");
     Directory.CreateDirectory(dataDir);
     var catalog = Path.Combine(dataDir, "catalog.yaml");
-    await File.WriteAllTextAsync(catalog, Catalog(providerFailureRate));
+    await File.WriteAllTextAsync(catalog, SimulatedCatalog.Yaml(providerFailureRate));
     var (port, grpcPort) = (FreePort(), FreePort());
     var process = ChildProcess.Start($"host {label}", dotnet,
     [
@@ -144,30 +144,6 @@ async Task<RunningHost> StartHostAsync(string label, double providerFailureRate)
     }
 
     return new RunningHost(process, baseAddress, dataDir);
-}
-
-static string Catalog(double providerFailureRate)
-{
-    var rate = providerFailureRate.ToString(CultureInfo.InvariantCulture);
-    var providers = new StringBuilder("simulated: always\nproviders:\n");
-    foreach (var (provider, model, quality, price) in new[] { ("sim-frontier", "frontier-large", 0.9, 3.0), ("sim-balanced", "balanced-medium", 0.8, 0.5), ("sim-budget", "budget-small", 0.6, 0.05) })
-    {
-        providers.Append(CultureInfo.InvariantCulture, $"""
-              - name: {provider}
-                kind: simulated
-                timeoutSeconds: 10
-                models:
-                  - name: {model}
-                    inputPricePerMTok: {price}
-                    outputPricePerMTok: {price * 4}
-                    contextWindow: 128000
-                    quality: {quality}
-                    simulation: {"{"} quality: {quality}, failureRate: {rate}, latencyMs: 0 {"}"}
-
-            """);
-    }
-
-    return providers.ToString();
 }
 
 string Report()

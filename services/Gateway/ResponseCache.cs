@@ -43,12 +43,19 @@ public sealed class ResponseCache(IEmbeddingGenerator<string, Embedding<float>> 
     private readonly ResponseCacheOptions _options = options.Value;
     private readonly ConcurrentDictionary<string, Entry> _exact = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, ConcurrentDictionary<string, Entry>> _byContext = new(StringComparer.Ordinal);
+
+    // Writers and eviction take turns, so that a context whose last entry is evicted can be removed without
+    // losing an entry being added to it at the same moment; lookups take no lock.
+    private readonly Lock _writeLock = new();
     private long _exactHits;
     private long _semanticHits;
     private long _misses;
 
     public (long ExactHits, long SemanticHits, long Misses, int Entries) Counters =>
         (Interlocked.Read(ref _exactHits), Interlocked.Read(ref _semanticHits), Interlocked.Read(ref _misses), _exact.Count);
+
+    /// <summary>Contexts the semantic cache holds questions for; never more than there are entries.</summary>
+    public int Contexts => _byContext.Count;
 
     public async Task<(CacheHit Hit, GatewayReply? Reply)> LookupAsync(GatewayRequest request, CancellationToken cancellationToken)
     {
@@ -100,22 +107,26 @@ public sealed class ResponseCache(IEmbeddingGenerator<string, Embedding<float>> 
             return;
         }
 
-        var now = timeProvider.GetUtcNow();
-        if (_exact.Count >= _options.MaxEntries)
-        {
-            Evict(now);
-        }
-
         var (exactKey, contextKey, question) = Keys(request);
         var vector = _options.Semantic ? await EmbedAsync(question, cancellationToken) : ReadOnlyMemory<float>.Empty;
+        var now = timeProvider.GetUtcNow();
         var entry = new Entry(exactKey, contextKey, reply.Clone(), vector, now + _options.Ttl);
-        _exact[exactKey] = entry;
-        if (_options.Semantic)
+        lock (_writeLock)
         {
-            _byContext.GetOrAdd(contextKey, _ => new ConcurrentDictionary<string, Entry>(StringComparer.Ordinal))[exactKey] = entry;
+            if (_exact.Count >= _options.MaxEntries)
+            {
+                Evict(now);
+            }
+
+            _exact[exactKey] = entry;
+            if (_options.Semantic)
+            {
+                _byContext.GetOrAdd(contextKey, _ => new ConcurrentDictionary<string, Entry>(StringComparer.Ordinal))[exactKey] = entry;
+            }
         }
     }
 
+    /// <summary>Expired entries, or else the tenth closest to expiry. Call with the write lock held.</summary>
     private void Evict(DateTimeOffset now)
     {
         var victims = _exact.Values.Where(e => e.Expires <= now).ToList();
@@ -129,7 +140,12 @@ public sealed class ResponseCache(IEmbeddingGenerator<string, Embedding<float>> 
             _exact.TryRemove(victim.ExactKey, out _);
             if (_byContext.TryGetValue(victim.ContextKey, out var context))
             {
-                context.TryRemove(victim.ExactKey, out _);
+                // Only the entry itself, not a newer one stored under the same key since.
+                context.TryRemove(KeyValuePair.Create(victim.ExactKey, victim));
+                if (context.IsEmpty)
+                {
+                    _byContext.TryRemove(victim.ContextKey, out _);
+                }
             }
         }
     }

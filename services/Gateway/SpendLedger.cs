@@ -35,6 +35,7 @@ public sealed class SpendLedger(ISpendStore store, IOptions<BudgetOptions> optio
     private readonly BudgetOptions _options = options.Value;
     private readonly Dictionary<(string Tenant, string Agent, DateOnly Day), (double Spent, double Reserved)> _days = [];
     private readonly Lock _lock = new();
+    private DateOnly _today;
 
     public int ReservedOutputTokens => _options.ReservedOutputTokens;
 
@@ -55,6 +56,7 @@ public sealed class SpendLedger(ISpendStore store, IOptions<BudgetOptions> optio
 
         lock (_lock)
         {
+            ForgetPastDays(day);
             var key = (tenant, agent, day);
             var state = _days.TryGetValue(key, out var known) ? known : (store.SpentOn(tenant, agent, day), 0d);
             var committed = state.Item1 + state.Item2;
@@ -107,4 +109,35 @@ public sealed class SpendLedger(ISpendStore store, IOptions<BudgetOptions> optio
     }
 
     public void Release(SpendReservation reservation) => Settle(reservation, 0);
+
+    /// <summary>Days and budgeted agents held in memory: today's only, one per budgeted agent that reserved today.</summary>
+    public int DaysHeld
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return _days.Count;
+            }
+        }
+    }
+
+    /// <summary>
+    /// Drops every day before <paramref name="today"/> once the date changes, so the ledger holds one day of
+    /// budgeted agents rather than every day since start. A call still in flight at midnight settles its
+    /// cost in the store only. Call with the lock held.
+    /// </summary>
+    private void ForgetPastDays(DateOnly today)
+    {
+        if (today == _today)
+        {
+            return;
+        }
+
+        _today = today;
+        foreach (var key in _days.Keys.Where(k => k.Day < today).ToList())
+        {
+            _days.Remove(key);
+        }
+    }
 }

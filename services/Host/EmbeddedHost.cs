@@ -69,9 +69,10 @@ public static class EmbeddedHost
         var memoryDb = new SqliteDatabase(Path.Combine(dataDir, "memory.db"), SqliteWorkingMemoryStore.Schema + InProcessVectorIndex.Schema);
         services.AddSingleton(sp => new SqliteWorkingMemoryStore(memoryDb, sp.GetRequiredService<TimeProvider>()));
         services.AddSingleton<IWorkingMemoryStore>(sp => sp.GetRequiredService<SqliteWorkingMemoryStore>());
-        services.AddSingleton(_ => new InProcessVectorIndex(memoryDb, dataDir));
+        services.AddSingleton(sp => new InProcessVectorIndex(
+            memoryDb, dataDir, limits: sp.GetRequiredService<IOptions<MemoryOptions>>().Value, timeProvider: sp.GetRequiredService<TimeProvider>()));
         services.AddSingleton<IVectorStore>(sp => sp.GetRequiredService<InProcessVectorIndex>());
-        services.AddHostedService<VectorIndexSnapshotter>();
+        services.AddHostedService<VectorIndexMaintenance>();
         services.AddSingleton<IEpisodeStore>(_ => new FileEpisodeStore(dataDir));
         services.AddMemoryService((sp, name) => sp.GetRequiredService<ISecretSource>().GetSecret(name));
         services.AddHostedService<WorkingMemorySweeper>();

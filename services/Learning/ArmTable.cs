@@ -1,34 +1,82 @@
 namespace PersistentAgents.Learning;
 
-/// <summary>The arms in memory, grouped so that an outcome or a ranking touches its own group only.</summary>
+/// <summary>
+/// The arms of the agents in memory, grouped so that an outcome or a ranking touches its own group only,
+/// and ordered by when each agent was last used so that the least recently used can be let go.
+/// </summary>
 internal sealed class ArmTable
 {
-    private readonly Dictionary<GroupKey, Dictionary<ArmKey, ArmState>> _groups = [];
+    private readonly Dictionary<(string Tenant, string Agent), ResidentAgent> _agents = [];
 
-    public ArmTable(IEnumerable<KeyValuePair<ArmKey, ArmState>> arms)
+    // Most recently used first.
+    private readonly LinkedList<(string Tenant, string Agent)> _recency = [];
+
+    public int ResidentAgents => _agents.Count;
+
+    public IEnumerable<KeyValuePair<ArmKey, ArmState>> All => _agents.Values.SelectMany(agent => agent.Groups.Values).SelectMany(group => group);
+
+    public ArmState this[ArmKey key]
     {
+        set
+        {
+            var groups = AgentOf(key.Tenant, key.Agent).Groups;
+            var group = groups.TryGetValue(key.Group, out var known) ? known : groups[key.Group] = [];
+            group[key] = value;
+        }
+    }
+
+    /// <summary>True, marking the agent used, when its arms are in memory.</summary>
+    public bool Touch(string tenant, string agent)
+    {
+        if (!_agents.TryGetValue((tenant, agent), out var resident))
+        {
+            return false;
+        }
+
+        _recency.Remove(resident.Recency);
+        _recency.AddFirst(resident.Recency);
+        return true;
+    }
+
+    /// <summary>Puts a loaded agent's arms in memory as the most recently used.</summary>
+    public void Add(string tenant, string agent, IEnumerable<KeyValuePair<ArmKey, ArmState>> arms)
+    {
+        AgentOf(tenant, agent);
         foreach (var (key, arm) in arms)
         {
             this[key] = arm;
         }
     }
 
-    public IEnumerable<KeyValuePair<ArmKey, ArmState>> All => _groups.Values.SelectMany(group => group);
-
-    public ArmState this[ArmKey key]
+    /// <summary>Lets go of the least recently used agents beyond <paramref name="resident"/>; their arms are in the store.</summary>
+    public void KeepAtMost(int resident)
     {
-        set
+        while (_agents.Count > resident && _recency.Last is { } oldest)
         {
-            var group = _groups.TryGetValue(key.Group, out var known) ? known : _groups[key.Group] = [];
-            group[key] = value;
+            _recency.RemoveLast();
+            _agents.Remove(oldest.Value);
         }
     }
 
-    public ArmState? Find(ArmKey key) => _groups.TryGetValue(key.Group, out var group) ? group.GetValueOrDefault(key) : null;
+    public ArmState? Find(ArmKey key) =>
+        _agents.TryGetValue((key.Tenant, key.Agent), out var agent) && agent.Groups.TryGetValue(key.Group, out var group) ? group.GetValueOrDefault(key) : null;
 
     public IEnumerable<KeyValuePair<ArmKey, ArmState>> InGroup(GroupKey group) =>
-        _groups.TryGetValue(group, out var arms) ? arms : [];
+        _agents.TryGetValue((group.Tenant, group.Agent), out var agent) && agent.Groups.TryGetValue(group, out var arms) ? arms : [];
 
     public IEnumerable<KeyValuePair<ArmKey, ArmState>> OfAgent(string tenant, string agent) =>
-        _groups.Where(g => g.Key.Tenant == tenant && g.Key.Agent == agent).SelectMany(g => g.Value);
+        _agents.TryGetValue((tenant, agent), out var resident) ? resident.Groups.Values.SelectMany(group => group) : [];
+
+    private ResidentAgent AgentOf(string tenant, string agent)
+    {
+        if (!_agents.TryGetValue((tenant, agent), out var resident))
+        {
+            resident = new ResidentAgent(_recency.AddFirst((tenant, agent)), []);
+            _agents[(tenant, agent)] = resident;
+        }
+
+        return resident;
+    }
+
+    private sealed record ResidentAgent(LinkedListNode<(string Tenant, string Agent)> Recency, Dictionary<GroupKey, Dictionary<ArmKey, ArmState>> Groups);
 }

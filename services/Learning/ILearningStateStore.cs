@@ -14,9 +14,11 @@ public sealed record VariantTally(long Interactions, long Successes, double Qual
         new(Interactions + 1, Successes + (success ? 1 : 0), QualitySum + quality, CostSum + costUsd, MetricSum + metric, MetricSquares + (metric * metric));
 }
 
-/// <summary>Everything the learning service keeps in memory, as loaded at start.</summary>
+/// <summary>
+/// What the learning service keeps in memory for every agent, read once at start: the experiments and their
+/// tallies (made by operators, so few). Arms are read per agent, on demand.
+/// </summary>
 public sealed record LearningSnapshot(
-    IReadOnlyDictionary<ArmKey, ArmState> Arms,
     IReadOnlyList<Experiment> Experiments,
     IReadOnlyDictionary<VariantKey, VariantTally> Tallies);
 
@@ -39,6 +41,9 @@ public sealed record LearningUpdate(
 public interface ILearningStateStore
 {
     Task<LearningSnapshot> LoadAsync(CancellationToken cancellationToken);
+
+    /// <summary>Every arm of one agent, of every task type and context.</summary>
+    Task<IReadOnlyDictionary<ArmKey, ArmState>> LoadArmsAsync(string tenant, string agent, CancellationToken cancellationToken);
 
     /// <returns>False, writing nothing, when an update with the same id was applied before.</returns>
     Task<bool> TryApplyAsync(LearningUpdate update, CancellationToken cancellationToken);

@@ -30,8 +30,15 @@ public sealed class InMemoryLearningStateStore(int historyPerAgent = 5_000) : IL
     {
         lock (_lock)
         {
-            return Task.FromResult(new LearningSnapshot(
-                new Dictionary<ArmKey, ArmState>(_arms), [.. _experiments.Select(e => e.Clone())], new Dictionary<VariantKey, VariantTally>(_tallies)));
+            return Task.FromResult(new LearningSnapshot([.. _experiments.Select(e => e.Clone())], new Dictionary<VariantKey, VariantTally>(_tallies)));
+        }
+    }
+
+    public Task<IReadOnlyDictionary<ArmKey, ArmState>> LoadArmsAsync(string tenant, string agent, CancellationToken cancellationToken)
+    {
+        lock (_lock)
+        {
+            return Task.FromResult<IReadOnlyDictionary<ArmKey, ArmState>>(_arms.Where(a => a.Key.Tenant == tenant && a.Key.Agent == agent).ToDictionary());
         }
     }
 

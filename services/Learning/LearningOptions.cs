@@ -81,6 +81,13 @@ public sealed class LearningOptions
     /// <summary>How many outcomes one explicit feedback score is worth in the quality estimate.</summary>
     public double FeedbackWeight { get; set; } = 1;
 
+    /// <summary>
+    /// Agents whose arms stay in memory; past this the least recently used are let go (their arms are in the
+    /// store) and read back on their next interaction. An agent has one arm per task type, complexity
+    /// bucket and model it has been routed over.
+    /// </summary>
+    public int ResidentAgents { get; set; } = 1_000;
+
     /// <summary>Selections kept per agent for learning curves and traffic shares.</summary>
     public int HistoryPerAgent { get; set; } = 5_000;
 }

@@ -46,6 +46,9 @@ public sealed class LearningService : ILearningApi, IDisposable
         }
     }
 
+    /// <summary>Agents whose arms are in memory (read without the gate: a figure for monitoring and tests).</summary>
+    public int ResidentAgents => _state?.Arms.ResidentAgents ?? 0;
+
     public async Task<RankReply> RankAsync(RankRequest request, CancellationToken cancellationToken)
     {
         var requestLambda = LambdaOf(request.Policy, "policy", _defaultLambda);
@@ -73,6 +76,8 @@ public sealed class LearningService : ILearningApi, IDisposable
         }
 
         await UnderGateAsync(
+            tenant,
+            request.Agent,
             state =>
             {
                 var lambda = requestLambda;
@@ -135,6 +140,8 @@ public sealed class LearningService : ILearningApi, IDisposable
         var group = new GroupKey(tenant, request.Agent, request.TaskType, context);
         var relativeCost = request.ReferenceCostUsd > 0 ? request.CostUsd / request.ReferenceCostUsd : 0;
         var updated = await UnderGateAsync<LearningUpdated?>(
+            tenant,
+            request.Agent,
             async state =>
             {
                 var changed = state.Arms
@@ -233,6 +240,8 @@ public sealed class LearningService : ILearningApi, IDisposable
         var context = request.Context.Length == 0 ? "simple" : request.Context;
         var key = KeyOf(TenantOf(request.Tenant), request.Agent, request.TaskType, context, request.Arm);
         return await UnderGateAsync(
+            key.Tenant,
+            key.Agent,
             async state =>
             {
                 var arm = _bandit.ObserveFeedback(state.Arms.Find(key) ?? ArmState.New(priorQuality: 0.5), request.Score);
@@ -254,6 +263,8 @@ public sealed class LearningService : ILearningApi, IDisposable
         var window = request.ShareWindow > 0 ? Math.Min(request.ShareWindow, MaxHistoryLimit) : DefaultShareWindow;
         var lambda = LambdaOf(request.Policy, "policy", _defaultLambda);
         var scores = await UnderGateAsync(
+            tenant,
+            request.Agent,
             state => Task.FromResult<List<ArmScore>>([.. state.Arms
                 .OfAgent(tenant, request.Agent)
                 .Where(a => request.TaskType.Length == 0 || a.Key.TaskType == request.TaskType)
@@ -301,6 +312,8 @@ public sealed class LearningService : ILearningApi, IDisposable
         experiment.Tenant = TenantOf(experiment.Tenant);
         experiment.CreatedAt = Timestamp.FromDateTimeOffset(_timeProvider.GetUtcNow());
         return await UnderGateAsync(
+            experiment.Tenant,
+            agent: null,
             async state =>
             {
                 Experiments.Validate(experiment, state.Experiments.Where(e => e.Tenant == experiment.Tenant && e.Agent == experiment.Agent));
@@ -316,6 +329,8 @@ public sealed class LearningService : ILearningApi, IDisposable
     {
         var tenant = TenantOf(request.Tenant);
         return await UnderGateAsync(
+            tenant,
+            agent: null,
             async state =>
             {
                 var deleted = await _store.DeleteExperimentAsync(tenant, request.Agent, request.Name, cancellationToken);
@@ -329,6 +344,8 @@ public sealed class LearningService : ILearningApi, IDisposable
     {
         var tenant = TenantOf(request.Tenant);
         return await UnderGateAsync(
+            tenant,
+            agent: null,
             state =>
             {
                 var reply = new ExperimentResults();
@@ -344,14 +361,24 @@ public sealed class LearningService : ILearningApi, IDisposable
 
     /// <summary>
     /// Runs <paramref name="work"/> on the state with the gate held: one routing decision or one outcome at a
-    /// time, so that decays, observations and the store's writes never interleave.
+    /// time, so that decays, observations and the store's writes never interleave. The arms of
+    /// <paramref name="agent"/>, unless null, are in memory during the work; afterwards the least recently
+    /// used agents beyond <see cref="LearningOptions.ResidentAgents"/> are let go.
     /// </summary>
-    private async Task<T> UnderGateAsync<T>(Func<State, Task<T>> work, CancellationToken cancellationToken)
+    private async Task<T> UnderGateAsync<T>(string tenant, string? agent, Func<State, Task<T>> work, CancellationToken cancellationToken)
     {
         await _gate.WaitAsync(cancellationToken);
         try
         {
-            return await work(await StateAsync(cancellationToken));
+            var state = await StateAsync(cancellationToken);
+            if (agent is not null && !state.Arms.Touch(tenant, agent))
+            {
+                state.Arms.Add(tenant, agent, ForgivenOnLoad(await _store.LoadArmsAsync(tenant, agent, cancellationToken)));
+            }
+
+            var result = await work(state);
+            state.Arms.KeepAtMost(_options.ResidentAgents);
+            return result;
         }
         finally
         {
@@ -360,9 +387,23 @@ public sealed class LearningService : ILearningApi, IDisposable
     }
 
     /// <summary>
+    /// A provider's recovery forgives the arms it put down, but only those in memory at the time; an agent
+    /// loaded later gets its down arms of a provider that has recovered since this process started, and is
+    /// healthy now, forgiven as it loads. (An arm that went down for its own reasons after that recovery is
+    /// forgiven too, and has to fail again: the price of not keeping every agent in memory.) Stored with the
+    /// group's next outcome.
+    /// </summary>
+    private IEnumerable<KeyValuePair<ArmKey, ArmState>> ForgivenOnLoad(IReadOnlyDictionary<ArmKey, ArmState> arms) =>
+        arms.Select(a => _providers.GetValueOrDefault(a.Key.Provider) is { HasRecovered: true } provider
+                         && provider.ConsecutiveFailures < _options.DownAfterFailures
+                         && _bandit.IsDown(a.Value)
+            ? KeyValuePair.Create(a.Key, UtilityThompsonSampling.Forgive(a.Value))
+            : a);
+
+    /// <summary>
     /// Counts the outcome's calls per provider; a provider that was down and answered again gets every arm of
-    /// every agent that its outage put down forgiven, so traffic returns everywhere, not only where it was
-    /// probed. Call under the gate, before the update is stored (the forgiven arms are part of it).
+    /// every agent in memory that its outage put down forgiven, so traffic returns everywhere, not only where it
+    /// was probed (agents loaded later: <see cref="ForgivenOnLoad"/>). Call under the gate, before the update is stored (the forgiven arms are part of it).
     /// </summary>
     private void ForgiveRecoveredProviders(State state, InteractionCompleted outcome, Dictionary<ArmKey, ArmState> changed)
     {
@@ -374,8 +415,9 @@ public sealed class LearningService : ILearningApi, IDisposable
         foreach (var attempt in outcome.Attempts)
         {
             var before = _providers.GetValueOrDefault(attempt.Arm.Provider) ?? ProviderRecord.Healthy;
-            _providers[attempt.Arm.Provider] = new ProviderRecord(attempt.Success ? 0 : before.ConsecutiveFailures + 1, Idle: 0);
-            if (!attempt.Success || before.ConsecutiveFailures < _options.DownAfterFailures)
+            var recovered = attempt.Success && before.ConsecutiveFailures >= _options.DownAfterFailures;
+            _providers[attempt.Arm.Provider] = new ProviderRecord(attempt.Success ? 0 : before.ConsecutiveFailures + 1, Idle: 0, before.HasRecovered || recovered);
+            if (!recovered)
             {
                 continue;
             }
@@ -430,7 +472,7 @@ public sealed class LearningService : ILearningApi, IDisposable
         if (_state is null)
         {
             var snapshot = await _store.LoadAsync(cancellationToken);
-            _state = new State(new ArmTable(snapshot.Arms), [.. snapshot.Experiments], new Dictionary<VariantKey, VariantTally>(snapshot.Tallies));
+            _state = new State(new ArmTable(), [.. snapshot.Experiments], new Dictionary<VariantKey, VariantTally>(snapshot.Tallies));
         }
 
         return _state;
@@ -441,7 +483,8 @@ public sealed class LearningService : ILearningApi, IDisposable
 
     private static string TenantOf(string tenant) => string.IsNullOrEmpty(tenant) ? Tenancy.DefaultTenant : tenant;
 
-    private sealed record ProviderRecord(int ConsecutiveFailures, int Idle)
+    /// <param name="HasRecovered">Whether the provider was down and answered again since this process started.</param>
+    private sealed record ProviderRecord(int ConsecutiveFailures, int Idle, bool HasRecovered = false)
     {
         public static readonly ProviderRecord Healthy = new(0, 0);
     }

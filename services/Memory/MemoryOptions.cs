@@ -28,6 +28,19 @@ public sealed class MemoryOptions
     /// <summary>How often retention and consolidation run.</summary>
     public TimeSpan MaintenanceInterval { get; set; } = TimeSpan.FromHours(1);
 
+    /// <summary>
+    /// Agents whose semantic memory the embedded index keeps in RAM at once; past this the least recently
+    /// used agent's partition is unloaded (its graph snapshotted first) and read back from SQLite on its
+    /// next use. Bounds the index at about this many times an agent's memories × 3.3 KB (768 floats + graph).
+    /// </summary>
+    public int ResidentAgents { get; set; } = 1_000;
+
+    /// <summary>An agent's semantic memory unused this long is unloaded from RAM (it stays in SQLite).</summary>
+    public TimeSpan IdleUnloadAfter { get; set; } = TimeSpan.FromMinutes(30);
+
+    /// <summary>Semantic memories kept per agent; past this the oldest (by when last written) are deleted.</summary>
+    public int MaxSemanticMemoriesPerAgent { get; set; } = 10_000;
+
     /// <summary>An OpenAI-compatible embeddings endpoint; when unset, or its key is missing, the local embedder is used.</summary>
     public EmbeddingEndpointOptions? Embeddings { get; set; }
 }

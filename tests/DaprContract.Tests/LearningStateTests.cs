@@ -101,12 +101,13 @@ public sealed class LearningStateTests : IAsyncLifetime
 
         var reader = NewStore();
         var loaded = await reader.LoadAsync(CancellationToken.None);
+        var arms = await ArmsAsync(reader, Good, slashTenant, slashAgent);
 
-        Assert.Equal(4, loaded.Arms.Count);
-        Assert.Equal(good with { Successes = 4.1, Pulls = 5 }, loaded.Arms[Good]);
-        Assert.Equal(other, loaded.Arms[Other]);
-        Assert.Equal(Arm(1, 1), loaded.Arms[slashTenant]);
-        Assert.Equal(Arm(2, 2), loaded.Arms[slashAgent]);
+        Assert.Equal(4, arms.Count);
+        Assert.Equal(good with { Successes = 4.1, Pulls = 5 }, arms[Good]);
+        Assert.Equal(other, arms[Other]);
+        Assert.Equal(Arm(1, 1), arms[slashTenant]);
+        Assert.Equal(Arm(2, 2), arms[slashAgent]);
         Assert.Equal(experiment, Assert.Single(loaded.Experiments));
         Assert.Equal(KeyValuePair.Create(variant, tally), Assert.Single(loaded.Tallies));
 
@@ -128,13 +129,14 @@ public sealed class LearningStateTests : IAsyncLifetime
     [Fact]
     public async Task Loading_an_empty_store_reads_the_index_and_finds_nothing()
     {
-        var loaded = await NewStore().LoadAsync(CancellationToken.None);
+        var store = NewStore();
+        var loaded = await store.LoadAsync(CancellationToken.None);
 
-        Assert.Empty(loaded.Arms);
         Assert.Empty(loaded.Experiments);
         Assert.Empty(loaded.Tallies);
         var read = Assert.Single(_sidecar.StateCalls);
         Assert.Equal((Store, DaprLearningStateStore.IndexKey, "missing"), (read.Store, read.Key, read.Outcome));
+        Assert.Empty(await store.LoadArmsAsync(Good.Tenant, Good.Agent, CancellationToken.None));
     }
 
     [Fact]
@@ -223,8 +225,7 @@ public sealed class LearningStateTests : IAsyncLifetime
         Assert.Equal(1, Transactions);
         Assert.Equal(before, _sidecar.StateValue(Store, RouterKey));
         Assert.Null(_sidecar.StateValue(Store, BillingKey));
-        var loaded = await NewStore().LoadAsync(CancellationToken.None);
-        Assert.Equal(first, Assert.Single(loaded.Arms).Value);
+        Assert.Equal(first, Assert.Single(await NewStore().LoadArmsAsync(Good.Tenant, Good.Agent, CancellationToken.None)).Value);
         Assert.Single(await store.HistoryAsync("acme", "router", "", 10, CancellationToken.None));
     }
 
@@ -252,9 +253,9 @@ public sealed class LearningStateTests : IAsyncLifetime
         Assert.Empty(AppliedIds(BillingKey));
         Assert.Equal(0, Stored(BillingKey).GetProperty("selectionsRecorded").GetInt64());
         Assert.Equal(2, Stored(DaprLearningStateStore.IndexKey).GetProperty("agents").GetArrayLength());
-        var loaded = await NewStore().LoadAsync(CancellationToken.None);
-        Assert.Equal(Arm(2, 2), loaded.Arms[Good]);
-        Assert.Equal(Arm(5, 5), loaded.Arms[Billing]);
+        var arms = await ArmsAsync(NewStore(), Billing, Good);
+        Assert.Equal(Arm(2, 2), arms[Good]);
+        Assert.Equal(Arm(5, 5), arms[Billing]);
 
         Assert.False(await store.TryApplyAsync(Outcome("recovery", (Good, Arm(7, 7)), (Billing, Arm(7, 7))), CancellationToken.None));
         Assert.Equal(1, Transactions);
@@ -287,9 +288,9 @@ public sealed class LearningStateTests : IAsyncLifetime
 
         Assert.Contains(_sidecar.StateCalls, c => c.Method == "SaveState" && c.Key == RouterKey && c.Outcome == "possible etag mismatch");
         Assert.Equal(["1", "replica", "2"], AppliedIds(RouterKey));
-        var loaded = await NewStore().LoadAsync(CancellationToken.None);
-        Assert.Equal(Arm(2, 2), loaded.Arms[Good]);
-        Assert.Equal(Arm(4, 4), loaded.Arms[Other]);
+        var arms = await ArmsAsync(NewStore(), Good, Other);
+        Assert.Equal(Arm(2, 2), arms[Good]);
+        Assert.Equal(Arm(4, 4), arms[Other]);
     }
 
     [Fact]
@@ -315,9 +316,9 @@ public sealed class LearningStateTests : IAsyncLifetime
         Assert.Equal(["router-1", "router-2", "recovery"], AppliedIds(RouterKey));
         Assert.Equal(["billing-1"], AppliedIds(BillingKey));
         Assert.Equal(["recovery", "router-2", "router-1"], (await store.HistoryAsync("acme", "router", "", 10, CancellationToken.None)).Select(s => s.InteractionId));
-        var loaded = await NewStore().LoadAsync(CancellationToken.None);
-        Assert.Equal(Arm(3, 3), loaded.Arms[Good]);
-        Assert.Equal(Arm(3, 3), loaded.Arms[Billing]);
+        var arms = await ArmsAsync(NewStore(), Billing, Good);
+        Assert.Equal(Arm(3, 3), arms[Good]);
+        Assert.Equal(Arm(3, 3), arms[Billing]);
     }
 
     [Fact]
@@ -354,10 +355,12 @@ public sealed class LearningStateTests : IAsyncLifetime
         var replacement = ExperimentOf("trial", "c", "d", "e");
         await store.PutExperimentAsync(replacement, CancellationToken.None);
 
-        var loaded = await NewStore().LoadAsync(CancellationToken.None);
+        var reader = NewStore();
+        var loaded = await reader.LoadAsync(CancellationToken.None);
+        var arms = await ArmsAsync(reader, Good);
         Assert.Equal([keep, replacement], loaded.Experiments);
         Assert.Equal(keptTally, Assert.Single(loaded.Tallies));
-        Assert.Equal(Arm(2, 2), loaded.Arms[Good]);
+        Assert.Equal(Arm(2, 2), arms[Good]);
 
         Assert.True(await store.DeleteExperimentAsync("acme", "router", "trial", CancellationToken.None));
         var writes = Writes.Count;
@@ -387,7 +390,7 @@ public sealed class LearningStateTests : IAsyncLifetime
         var history = await NewStore().HistoryAsync("acme", "router", "", 100, CancellationToken.None);
         Assert.Equal(ids.Where((_, i) => i % 2 == 0), history.Select(s => s.InteractionId).Order(StringComparer.Ordinal));
         Assert.Equal(10, Stored(RouterKey).GetProperty("selectionsRecorded").GetInt64());
-        Assert.NotEqual(Arm(99, 99), (await NewStore().LoadAsync(CancellationToken.None)).Arms[Good]);
+        Assert.NotEqual(Arm(99, 99), (await ArmsAsync(NewStore(), Good))[Good]);
         Assert.Equal(1, Stored(DaprLearningStateStore.IndexKey).GetProperty("agents").GetArrayLength());
     }
 
@@ -406,8 +409,8 @@ public sealed class LearningStateTests : IAsyncLifetime
         Assert.Equal(ids.Count, (await NewStore().HistoryAsync("acme", "router", "", 100, CancellationToken.None)).Count);
 
         // Each transaction wrote both arms with the same value: whichever came last, they still agree.
-        var loaded = await NewStore().LoadAsync(CancellationToken.None);
-        Assert.Equal(loaded.Arms[Good], loaded.Arms[Billing]);
+        var arms = await ArmsAsync(NewStore(), Billing, Good);
+        Assert.Equal(arms[Good], arms[Billing]);
     }
 
     [Fact]
@@ -465,5 +468,20 @@ public sealed class LearningStateTests : IAsyncLifetime
 
         Assert.IsType<DaprLearningStateStore>(services.GetRequiredService<ILearningStateStore>());
         Assert.Same(client, services.GetRequiredService<DaprClient>());
+    }
+
+    /// <summary>The arms of every agent the keys belong to.</summary>
+    private static async Task<Dictionary<ArmKey, ArmState>> ArmsAsync(DaprLearningStateStore store, params ArmKey[] of)
+    {
+        var arms = new Dictionary<ArmKey, ArmState>();
+        foreach (var (tenant, agent) in of.Select(k => (k.Tenant, k.Agent)).Distinct())
+        {
+            foreach (var (key, arm) in await store.LoadArmsAsync(tenant, agent, CancellationToken.None))
+            {
+                arms[key] = arm;
+            }
+        }
+
+        return arms;
     }
 }

@@ -199,6 +199,44 @@ public sealed class GatewayServiceTests
         Assert.InRange(accepted * 0.06, 0.9, 1.0 + 0.06 + 0.05);
     }
 
+    [Fact]
+    public void The_ledger_holds_only_todays_spend_once_the_date_changes()
+    {
+        var clock = new FakeTimeProvider(new DateTimeOffset(2026, 3, 1, 23, 0, 0, TimeSpan.Zero));
+        var store = new MemorySpendStore();
+        var ledger = new SpendLedger(store, Options.Create(new BudgetOptions { DefaultDailyUsd = 1.0 }), clock);
+        foreach (var agent in new[] { "a", "b", "c" })
+        {
+            ledger.Settle(ledger.TryReserve("t", agent, 0.1).Reservation!, 0.4);
+        }
+
+        Assert.Equal(3, ledger.DaysHeld);
+        clock.Advance(TimeSpan.FromHours(2));
+
+        var (reservation, _, committed) = ledger.TryReserve("t", "a", 0.1);
+        Assert.NotNull(reservation);
+        Assert.Equal(0, committed);
+        Assert.Equal(1, ledger.DaysHeld);
+        Assert.Equal(0.4, store.SpentOn("t", "a", new DateOnly(2026, 3, 1)));
+    }
+
+    [Fact]
+    public async Task The_response_cache_holds_at_most_its_configured_entries_and_no_empty_contexts()
+    {
+        var clock = new FakeTimeProvider();
+        var cache = new ResponseCache(new HashedNGramEmbedder(), Options.Create(new ResponseCacheOptions { MaxEntries = 10 }), clock);
+        for (var i = 0; i < 100; i++)
+        {
+            // A context of its own per request (another tenant each time), as when every request is new.
+            await cache.StoreAsync(Request($"question {i}", tenant: $"t{i}"), new GatewayReply { Success = true, Text = $"answer {i}" }, CancellationToken.None);
+            clock.Advance(TimeSpan.FromSeconds(1));
+        }
+
+        Assert.InRange(cache.Counters.Entries, 1, 10);
+        Assert.InRange(cache.Contexts, 1, 10);
+        Assert.Equal(CacheHit.Exact, (await cache.LookupAsync(Request("question 99", tenant: "t99"), CancellationToken.None)).Hit);
+    }
+
     private static string Circuit(ProviderHealthReply health, string provider) => health.Providers.Single(p => p.Provider == provider).Circuit;
 
     private static GatewayRequest Request(string question, string tenant = "default", bool backupFirst = false)

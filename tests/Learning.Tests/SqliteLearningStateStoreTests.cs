@@ -47,10 +47,12 @@ public sealed class SqliteLearningStateStoreTests
 
         var reader = Open(path);
         var loaded = await reader.LoadAsync(CancellationToken.None);
+        var arms = await reader.LoadArmsAsync(Good.Tenant, Good.Agent, CancellationToken.None);
 
-        Assert.Equal(2, loaded.Arms.Count);
-        Assert.Equal(good with { Successes = 4.1, Pulls = 5 }, loaded.Arms[Good]);
-        Assert.Equal(other, loaded.Arms[Other]);
+        Assert.Equal(2, arms.Count);
+        Assert.Equal(good with { Successes = 4.1, Pulls = 5 }, arms[Good]);
+        Assert.Equal(other, arms[Other]);
+        Assert.Empty(await reader.LoadArmsAsync(Good.Tenant, "someone-else", CancellationToken.None));
         Assert.Equal(experiment, Assert.Single(loaded.Experiments));
         Assert.Equal(VariantTally.Empty.Add(true, 0.8, 0.01, 0.7), loaded.Tallies[variant]);
         var history = await reader.HistoryAsync("acme", "router", "", 10, CancellationToken.None);
@@ -73,7 +75,7 @@ public sealed class SqliteLearningStateStoreTests
 
         Assert.False(again);
         var restarted = Open(path);
-        Assert.Equal(first, (await restarted.LoadAsync(CancellationToken.None)).Arms[Good]);
+        Assert.Equal(first, (await restarted.LoadArmsAsync(Good.Tenant, Good.Agent, CancellationToken.None))[Good]);
         Assert.Single(await restarted.HistoryAsync("acme", "router", "", 10, CancellationToken.None));
     }
 

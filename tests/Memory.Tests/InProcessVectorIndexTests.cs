@@ -1,3 +1,4 @@
+using Microsoft.Extensions.Time.Testing;
 using PersistentAgents.EmbeddedStorage;
 using PersistentAgents.Memory.Embedded;
 
@@ -105,8 +106,103 @@ public sealed class InProcessVectorIndexTests : IDisposable
         Assert.Equal(written.Vector.ToArray(), match.Record.Vector.ToArray());
     }
 
-    private InProcessVectorIndex NewIndex(int graphThreshold = InProcessVectorIndex.DefaultGraphThreshold) =>
-        new(new SqliteDatabase(_folder.File("memory.db"), InProcessVectorIndex.Schema), _folder.Path, graphThreshold);
+    [Fact]
+    public async Task Past_the_resident_limit_the_least_recently_used_agent_is_unloaded_and_found_again_on_its_next_use()
+    {
+        var index = NewIndex(limits: new MemoryOptions { ResidentAgents = 3 });
+        var agents = Enumerable.Range(0, 5).Select(i => new AgentScope("acme", $"agent-{i}")).ToList();
+        foreach (var (agent, i) in agents.Select((a, i) => (a, i)))
+        {
+            await index.UpsertAsync(Record($"m{i}", agent, AtAngle(10 * i), text: $"memory of {agent.Agent}"), CancellationToken.None);
+            Assert.True(index.ResidentPartitions <= 3, $"{index.ResidentPartitions} partitions resident after {i + 1} agents");
+        }
+
+        Assert.Equal(3, index.ResidentPartitions);
+        // agent-0 was unloaded first; its memory is in SQLite and comes back with its partition.
+        var match = Assert.Single(await index.SearchAsync(agents[0], AtAngle(0), 5, 0.99, VectorFilter.None, CancellationToken.None));
+        Assert.Equal(("m0", "memory of agent-0"), (match.Record.Id, match.Record.Text));
+        Assert.Equal(3, index.ResidentPartitions);
+        // Whichever agents are used next, the count stays at the limit.
+        await index.UpsertAsync(Record("m4b", agents[4], AtAngle(45)), CancellationToken.None);
+        await index.UpsertAsync(Record("m3b", agents[3], AtAngle(45)), CancellationToken.None);
+        Assert.Equal(2, (await index.UsageAsync(agents[3], CancellationToken.None)).Items);
+        Assert.Equal(3, index.ResidentPartitions);
+    }
+
+    [Fact]
+    public async Task An_unloaded_graph_is_snapshotted_so_its_next_load_replays_nothing()
+    {
+        var random = new Random(5);
+        var index = NewIndex(graphThreshold: 50, limits: new MemoryOptions { ResidentAgents = 1 });
+        var vectors = Enumerable.Range(0, 120).Select(_ => RandomUnit(random)).ToList();
+        for (var i = 0; i < vectors.Count; i++)
+        {
+            await index.UpsertAsync(Record($"m{i}", Alice, vectors[i]), CancellationToken.None);
+        }
+
+        await index.UpsertAsync(Record("b", new AgentScope("acme", "bob"), RandomUnit(random)), CancellationToken.None);
+        Assert.Equal(1, index.ResidentPartitions);
+
+        Assert.Equal("m77", (await index.SearchAsync(Alice, vectors[77], 1, 0.99, VectorFilter.None, CancellationToken.None)).Single().Record.Id);
+        Assert.Equal((1, 0), index.Restored);
+        Assert.Equal(120, (await index.UsageAsync(Alice, CancellationToken.None)).Items);
+    }
+
+    [Fact]
+    public async Task A_partition_unused_for_the_idle_time_is_unloaded()
+    {
+        var clock = new FakeTimeProvider();
+        var index = NewIndex(limits: new MemoryOptions { IdleUnloadAfter = TimeSpan.FromMinutes(30) }, timeProvider: clock);
+        var bob = new AgentScope("acme", "bob");
+        await index.UpsertAsync(Record("a", Alice, AtAngle(0)), CancellationToken.None);
+        clock.Advance(TimeSpan.FromMinutes(20));
+        await index.UpsertAsync(Record("b", bob, AtAngle(0)), CancellationToken.None);
+        clock.Advance(TimeSpan.FromMinutes(11));
+
+        Assert.Equal(1, index.UnloadIdle());
+
+        Assert.Equal(1, index.ResidentPartitions);
+        Assert.Equal("a", Assert.Single(await index.SearchAsync(Alice, AtAngle(0), 5, 0.99, VectorFilter.None, CancellationToken.None)).Record.Id);
+        Assert.Equal(2, index.ResidentPartitions);
+    }
+
+    [Fact]
+    public async Task An_agent_keeps_at_most_the_configured_memories_the_oldest_are_deleted_from_ram_and_sqlite()
+    {
+        var limits = new MemoryOptions { MaxSemanticMemoriesPerAgent = 10 };
+        var index = NewIndex(limits: limits);
+        for (var i = 0; i < 15; i++)
+        {
+            await index.UpsertAsync(Record($"m{i}", Alice, AtAngle(i), created: DateTimeOffset.UnixEpoch.AddMinutes(i)), CancellationToken.None);
+        }
+
+        Assert.Equal(10, (await index.UsageAsync(Alice, CancellationToken.None)).Items);
+        Assert.Null(await index.GetAsync(Alice, "m4", CancellationToken.None));
+        Assert.NotNull(await index.GetAsync(Alice, "m5", CancellationToken.None));
+
+        var restarted = NewIndex(limits: limits);
+        var all = await restarted.SearchAsync(Alice, AtAngle(0), 100, -1, VectorFilter.None, CancellationToken.None);
+        Assert.Equal(Enumerable.Range(5, 10).Select(i => $"m{i}").Order(), all.Select(m => m.Record.Id).Order());
+    }
+
+    [Fact]
+    public async Task A_graph_whose_memories_keep_being_replaced_is_rebuilt_compact_and_still_finds_the_live_ones()
+    {
+        var random = new Random(3);
+        var index = NewIndex(graphThreshold: 50, limits: new MemoryOptions { MaxSemanticMemoriesPerAgent = 60 });
+        var vectors = Enumerable.Range(0, 400).Select(_ => RandomUnit(random)).ToList();
+        for (var i = 0; i < vectors.Count; i++)
+        {
+            await index.UpsertAsync(Record($"m{i}", Alice, vectors[i], created: DateTimeOffset.UnixEpoch.AddSeconds(i)), CancellationToken.None);
+        }
+
+        Assert.Equal(60, (await index.UsageAsync(Alice, CancellationToken.None)).Items);
+        Assert.Equal("m399", (await index.SearchAsync(Alice, vectors[399], 1, 0.99, VectorFilter.None, CancellationToken.None)).Single().Record.Id);
+        Assert.Empty(await index.SearchAsync(Alice, vectors[100], 1, 0.99, VectorFilter.None, CancellationToken.None));
+    }
+
+    private InProcessVectorIndex NewIndex(int graphThreshold = InProcessVectorIndex.DefaultGraphThreshold, MemoryOptions? limits = null, TimeProvider? timeProvider = null) =>
+        new(new SqliteDatabase(_folder.File("memory.db"), InProcessVectorIndex.Schema), _folder.Path, graphThreshold, limits, timeProvider);
 
     private static float[] RandomUnit(Random random, int dimensions = 32)
     {
@@ -176,8 +272,9 @@ public sealed class InProcessVectorIndexTests : IDisposable
         }
 
         var restarted = NewIndex(graphThreshold: 50);
-        Assert.Equal((1, 6), restarted.Restored);
+        Assert.Equal((0, 0), restarted.Restored);
         Assert.Equal(302, (await restarted.UsageAsync(Alice, CancellationToken.None)).Items);
+        Assert.Equal((1, 6), restarted.Restored);
         Assert.Equal("late3", (await restarted.SearchAsync(Alice, late[3], 1, 0.99, VectorFilter.None, CancellationToken.None)).Single().Record.Id);
         var m10 = (await restarted.SearchAsync(Alice, replaced, 1, 0.99, VectorFilter.None, CancellationToken.None)).Single();
         Assert.Equal(("m10", "replaced"), (m10.Record.Id, m10.Record.Text));
@@ -189,8 +286,8 @@ public sealed class InProcessVectorIndexTests : IDisposable
         Assert.Equal("some text", (await restarted.GetAsync(Alice, "m200", CancellationToken.None))!.Text);
     }
 
-    private static VectorRecord Record(string id, AgentScope scope, float[] vector, string text = "some text", string task = "facts") =>
-        new(id, scope, vector, text, task, Success: true, CostUsd: 0.001, DateTimeOffset.UnixEpoch);
+    private static VectorRecord Record(string id, AgentScope scope, float[] vector, string text = "some text", string task = "facts", DateTimeOffset created = default) =>
+        new(id, scope, vector, text, task, Success: true, CostUsd: 0.001, created == default ? DateTimeOffset.UnixEpoch : created);
 
     /// <summary>A unit vector in 8 dimensions whose cosine with <c>AtAngle(0)</c> is cos(<paramref name="degrees"/>).</summary>
     private static float[] AtAngle(double degrees)

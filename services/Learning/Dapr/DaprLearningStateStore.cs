@@ -86,7 +86,6 @@ public sealed class DaprLearningStateStore : ILearningStateStore
     {
         var index = (await ReadAsync([IndexKey], Json.AgentIndex, cancellationToken))[0].Document;
         var agents = index.Agents.Distinct().ToList();
-        var arms = new Dictionary<ArmKey, ArmState>();
         var experiments = new List<Experiment>();
         var tallies = new Dictionary<VariantKey, VariantTally>();
         foreach (var batch in agents.Chunk(LoadBatch))
@@ -94,11 +93,6 @@ public sealed class DaprLearningStateStore : ILearningStateStore
             var documents = await ReadAsync([.. batch.Select(KeyOf)], Json.AgentDocument, cancellationToken);
             foreach (var ((tenant, agent), (document, _)) in batch.Zip(documents))
             {
-                foreach (var arm in document.Arms)
-                {
-                    arms[new ArmKey(tenant, agent, arm.TaskType, arm.Context, arm.Provider, arm.Model)] = arm.State;
-                }
-
                 experiments.AddRange(document.Experiments);
                 foreach (var tally in document.Tallies)
                 {
@@ -112,7 +106,13 @@ public sealed class DaprLearningStateStore : ILearningStateStore
             _indexed[agent] = true;
         }
 
-        return new LearningSnapshot(arms, experiments, tallies);
+        return new LearningSnapshot(experiments, tallies);
+    }
+
+    public async Task<IReadOnlyDictionary<ArmKey, ArmState>> LoadArmsAsync(string tenant, string agent, CancellationToken cancellationToken)
+    {
+        var document = (await ReadAsync([AgentKey(tenant, agent)], Json.AgentDocument, cancellationToken))[0].Document;
+        return document.Arms.ToDictionary(arm => new ArmKey(tenant, agent, arm.TaskType, arm.Context, arm.Provider, arm.Model), arm => arm.State);
     }
 
     public Task<bool> TryApplyAsync(LearningUpdate update, CancellationToken cancellationToken)

@@ -69,13 +69,6 @@ public sealed class SqliteLearningStateStore(SqliteDatabase database, int histor
     public Task<LearningSnapshot> LoadAsync(CancellationToken cancellationToken)
     {
         using var connection = database.Open();
-        var arms = ReadAll(
-            connection,
-            "SELECT tenant, agent, task_type, context, provider, model, prior_quality, successes, failures, quality_count, quality_sum, quality_squares, cost_sum, pulls, recent_success, recent_quality, recent_count, resets, idle, consecutive_failures, catalog_cost FROM arms",
-            reader => KeyValuePair.Create(
-                new ArmKey(reader.GetString(0), reader.GetString(1), reader.GetString(2), reader.GetString(3), reader.GetString(4), reader.GetString(5)),
-                new ArmState(reader.GetDouble(6), reader.GetDouble(7), reader.GetDouble(8), reader.GetDouble(9), reader.GetDouble(10), reader.GetDouble(11), reader.GetDouble(12),
-                    reader.GetInt64(13), reader.GetDouble(14), reader.GetDouble(15), reader.GetInt32(16), reader.GetInt32(17), reader.GetInt32(18), reader.GetInt32(19), reader.GetDouble(20))));
         var experiments = ReadAll(connection, "SELECT payload FROM experiments ORDER BY rowid", reader => Experiment.Parser.ParseFrom((byte[])reader.GetValue(0)));
         var tallies = ReadAll(
             connection,
@@ -83,7 +76,21 @@ public sealed class SqliteLearningStateStore(SqliteDatabase database, int histor
             reader => KeyValuePair.Create(
                 new VariantKey(reader.GetString(0), reader.GetString(1), reader.GetString(2), reader.GetString(3)),
                 new VariantTally(reader.GetInt64(4), reader.GetInt64(5), reader.GetDouble(6), reader.GetDouble(7), reader.GetDouble(8), reader.GetDouble(9))));
-        return Task.FromResult(new LearningSnapshot(new Dictionary<ArmKey, ArmState>(arms), experiments, new Dictionary<VariantKey, VariantTally>(tallies)));
+        return Task.FromResult(new LearningSnapshot(experiments, new Dictionary<VariantKey, VariantTally>(tallies)));
+    }
+
+    public Task<IReadOnlyDictionary<ArmKey, ArmState>> LoadArmsAsync(string tenant, string agent, CancellationToken cancellationToken)
+    {
+        using var connection = database.Open();
+        var arms = ReadAll(
+            connection,
+            "SELECT task_type, context, provider, model, prior_quality, successes, failures, quality_count, quality_sum, quality_squares, cost_sum, pulls, recent_success, recent_quality, recent_count, resets, idle, consecutive_failures, catalog_cost FROM arms WHERE tenant = $p0 AND agent = $p1",
+            reader => KeyValuePair.Create(
+                new ArmKey(tenant, agent, reader.GetString(0), reader.GetString(1), reader.GetString(2), reader.GetString(3)),
+                new ArmState(reader.GetDouble(4), reader.GetDouble(5), reader.GetDouble(6), reader.GetDouble(7), reader.GetDouble(8), reader.GetDouble(9), reader.GetDouble(10),
+                    reader.GetInt64(11), reader.GetDouble(12), reader.GetDouble(13), reader.GetInt32(14), reader.GetInt32(15), reader.GetInt32(16), reader.GetInt32(17), reader.GetDouble(18))),
+            tenant, agent);
+        return Task.FromResult<IReadOnlyDictionary<ArmKey, ArmState>>(new Dictionary<ArmKey, ArmState>(arms));
     }
 
     public Task<bool> TryApplyAsync(LearningUpdate update, CancellationToken cancellationToken)

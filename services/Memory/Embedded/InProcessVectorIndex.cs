@@ -12,10 +12,16 @@ namespace PersistentAgents.Memory.Embedded;
 /// <summary>
 /// Semantic memory in process, one partition per agent. A small partition is searched exactly with SIMD
 /// dot products over unit vectors; once it reaches <see cref="GraphThreshold"/> records it gets an HNSW
-/// graph. Every write goes through to SQLite first. Graphs are saved as snapshots (on stop and by
-/// <see cref="VectorIndexSnapshotter"/>), each with the write version it covers, so a restart loads the
-/// graph and replays only what changed after it instead of rebuilding from scratch.
+/// graph. Every write goes through to SQLite first. Graphs are saved as snapshots (on stop, on unload and by
+/// <see cref="VectorIndexMaintenance"/>), each with the write version it covers, so loading a partition reads
+/// the graph and replays only what changed after it instead of rebuilding from scratch.
 /// </summary>
+/// <remarks>
+/// RAM is bounded: a partition is loaded on its agent's first use, at most <see cref="MemoryOptions.ResidentAgents"/>
+/// stay loaded (the least recently used is unloaded past that), one idle for <see cref="MemoryOptions.IdleUnloadAfter"/>
+/// is unloaded by the maintenance timer, and an agent keeps at most <see cref="MemoryOptions.MaxSemanticMemoriesPerAgent"/>
+/// memories. SQLite holds every record, so unloading loses nothing.
+/// </remarks>
 public sealed class InProcessVectorIndex : IVectorStore, IDisposable
 {
     public const string Schema = """
@@ -42,167 +48,311 @@ public sealed class InProcessVectorIndex : IVectorStore, IDisposable
 
     private readonly SqliteDatabase _database;
     private readonly string _snapshotRoot;
-    private readonly ConcurrentDictionary<AgentScope, Partition> _partitions = new();
+    private readonly MemoryOptions _limits;
+    private readonly TimeProvider _timeProvider;
+    private readonly ConcurrentDictionary<AgentScope, Lazy<Partition>> _partitions = new();
+    private readonly Lock _evictionLock = new();
+    private int _snapshotsLoaded;
+    private int _replayed;
 
-    public InProcessVectorIndex(SqliteDatabase database, string dataDirectory, int graphThreshold = DefaultGraphThreshold)
+    /// <param name="limits">The <c>Memory</c> options that bound what stays in RAM; their defaults when null.</param>
+    public InProcessVectorIndex(SqliteDatabase database, string dataDirectory, int graphThreshold = DefaultGraphThreshold, MemoryOptions? limits = null, TimeProvider? timeProvider = null)
     {
         _database = database;
         _snapshotRoot = Path.Combine(dataDirectory, "vector-index");
         GraphThreshold = graphThreshold;
-        Load();
+        _limits = limits ?? new MemoryOptions();
+        ArgumentOutOfRangeException.ThrowIfLessThan(_limits.ResidentAgents, 1, "Memory:ResidentAgents");
+        ArgumentOutOfRangeException.ThrowIfLessThan(_limits.MaxSemanticMemoriesPerAgent, 1, "Memory:MaxSemanticMemoriesPerAgent");
+        _timeProvider = timeProvider ?? TimeProvider.System;
+        using var connection = _database.Open();
+        AddVersionColumnToOlderDatabases(connection);
+        SqliteDatabase.Execute(connection, VersionIndex);
     }
 
     public int GraphThreshold { get; }
 
-    /// <summary>Partitions loaded from a snapshot at start, and records replayed into them since.</summary>
-    public (int Snapshots, int Replayed) Restored { get; private set; }
+    /// <summary>Partitions loaded from a snapshot since start, and records replayed into them after it.</summary>
+    public (int Snapshots, int Replayed) Restored => (Volatile.Read(ref _snapshotsLoaded), Volatile.Read(ref _replayed));
+
+    /// <summary>Agents whose partition is in RAM now.</summary>
+    public int ResidentPartitions => _partitions.Count;
 
     public Task UpsertAsync(VectorRecord record, CancellationToken cancellationToken)
     {
-        using (var connection = _database.Open())
-        using (var upsert = connection.CreateCommand())
+        WithLoaded(record.Scope, partition =>
         {
-            upsert.CommandText = """
-                INSERT INTO semantic_memories (tenant, agent, id, vector, text, task_type, success, cost_usd, created_ms, version)
-                VALUES ($tenant, $agent, $id, $vector, $text, $task, $success, $cost, $created,
-                        (SELECT COALESCE(MAX(version), 0) + 1 FROM semantic_memories))
-                ON CONFLICT (tenant, agent, id) DO UPDATE SET
-                    vector = excluded.vector, text = excluded.text, task_type = excluded.task_type,
-                    success = excluded.success, cost_usd = excluded.cost_usd, created_ms = excluded.created_ms,
-                    version = excluded.version
-                RETURNING version
-                """;
-            upsert.Parameters.AddWithValue("$tenant", record.Scope.Tenant);
-            upsert.Parameters.AddWithValue("$agent", record.Scope.Agent);
-            upsert.Parameters.AddWithValue("$id", record.Id);
-            upsert.Parameters.AddWithValue("$vector", MemoryMarshal.AsBytes(record.Vector.Span).ToArray());
-            upsert.Parameters.AddWithValue("$text", record.Text);
-            upsert.Parameters.AddWithValue("$task", record.TaskType);
-            upsert.Parameters.AddWithValue("$success", record.Success ? 1 : 0);
-            upsert.Parameters.AddWithValue("$cost", record.CostUsd);
-            upsert.Parameters.AddWithValue("$created", record.Created.ToUnixTimeMilliseconds());
-            var version = (long)upsert.ExecuteScalar()!;
-            PartitionOf(record.Scope).Upsert(record, version);
-        }
+            using var connection = _database.Open();
+            using (var upsert = connection.CreateCommand())
+            {
+                upsert.CommandText = """
+                    INSERT INTO semantic_memories (tenant, agent, id, vector, text, task_type, success, cost_usd, created_ms, version)
+                    VALUES ($tenant, $agent, $id, $vector, $text, $task, $success, $cost, $created,
+                            (SELECT COALESCE(MAX(version), 0) + 1 FROM semantic_memories))
+                    ON CONFLICT (tenant, agent, id) DO UPDATE SET
+                        vector = excluded.vector, text = excluded.text, task_type = excluded.task_type,
+                        success = excluded.success, cost_usd = excluded.cost_usd, created_ms = excluded.created_ms,
+                        version = excluded.version
+                    RETURNING version
+                    """;
+                upsert.Parameters.AddWithValue("$tenant", record.Scope.Tenant);
+                upsert.Parameters.AddWithValue("$agent", record.Scope.Agent);
+                upsert.Parameters.AddWithValue("$id", record.Id);
+                upsert.Parameters.AddWithValue("$vector", MemoryMarshal.AsBytes(record.Vector.Span).ToArray());
+                upsert.Parameters.AddWithValue("$text", record.Text);
+                upsert.Parameters.AddWithValue("$task", record.TaskType);
+                upsert.Parameters.AddWithValue("$success", record.Success ? 1 : 0);
+                upsert.Parameters.AddWithValue("$cost", record.CostUsd);
+                upsert.Parameters.AddWithValue("$created", record.Created.ToUnixTimeMilliseconds());
+                partition.Upsert(record, (long)upsert.ExecuteScalar()!);
+            }
 
+            foreach (var oldest in partition.OldestBeyond(_limits.MaxSemanticMemoriesPerAgent))
+            {
+                DeleteRow(connection, record.Scope, oldest);
+                partition.Remove(oldest);
+            }
+
+            DropIfMostlyDeleted(record.Scope, partition);
+            return true;
+        });
         return Task.CompletedTask;
     }
 
-    public Task<IReadOnlyList<VectorMatch>> SearchAsync(AgentScope scope, ReadOnlyMemory<float> query, int topK, double minSimilarity, VectorFilter filter, CancellationToken cancellationToken)
-    {
-        IReadOnlyList<VectorMatch> matches = _partitions.TryGetValue(scope, out var partition)
-            ? partition.Search(query.Span, topK, minSimilarity, filter)
-            : [];
-        return Task.FromResult(matches);
-    }
+    public Task<IReadOnlyList<VectorMatch>> SearchAsync(AgentScope scope, ReadOnlyMemory<float> query, int topK, double minSimilarity, VectorFilter filter, CancellationToken cancellationToken) =>
+        Task.FromResult<IReadOnlyList<VectorMatch>>(Loaded(scope).Search(query.Span, topK, minSimilarity, filter));
 
     public Task<VectorRecord?> GetAsync(AgentScope scope, string id, CancellationToken cancellationToken) =>
-        Task.FromResult(_partitions.TryGetValue(scope, out var partition) ? partition.Get(id) : null);
+        Task.FromResult(Loaded(scope).Get(id));
 
-    public Task<bool> DeleteAsync(AgentScope scope, string id, CancellationToken cancellationToken)
-    {
-        using (var connection = _database.Open())
-        using (var delete = connection.CreateCommand())
+    public Task<bool> DeleteAsync(AgentScope scope, string id, CancellationToken cancellationToken) =>
+        Task.FromResult(WithLoaded(scope, partition =>
         {
-            delete.CommandText = "DELETE FROM semantic_memories WHERE tenant = $tenant AND agent = $agent AND id = $id";
-            delete.Parameters.AddWithValue("$tenant", scope.Tenant);
-            delete.Parameters.AddWithValue("$agent", scope.Agent);
-            delete.Parameters.AddWithValue("$id", id);
-            delete.ExecuteNonQuery();
-        }
+            using (var connection = _database.Open())
+            {
+                DeleteRow(connection, scope, id);
+            }
 
-        return Task.FromResult(_partitions.TryGetValue(scope, out var partition) && partition.Remove(id));
-    }
+            var removed = partition.Remove(id);
+            DropIfMostlyDeleted(scope, partition);
+            return removed;
+        }));
 
     public Task<TierUsage> UsageAsync(AgentScope scope, CancellationToken cancellationToken) =>
-        Task.FromResult(_partitions.TryGetValue(scope, out var partition) ? partition.Usage() : new TierUsage(0, 0));
+        Task.FromResult(Loaded(scope).Usage());
 
-    public Task<long> PurgeAsync(AgentScope scope, CancellationToken cancellationToken)
-    {
-        using (var connection = _database.Open())
-        using (var delete = connection.CreateCommand())
+    public Task<long> PurgeAsync(AgentScope scope, CancellationToken cancellationToken) =>
+        Task.FromResult(WithLoaded(scope, partition =>
         {
-            delete.CommandText = "DELETE FROM semantic_memories WHERE tenant = $tenant AND agent = $agent";
-            delete.Parameters.AddWithValue("$tenant", scope.Tenant);
-            delete.Parameters.AddWithValue("$agent", scope.Agent);
-            delete.ExecuteNonQuery();
-        }
+            using (var connection = _database.Open())
+            using (var delete = connection.CreateCommand())
+            {
+                delete.CommandText = "DELETE FROM semantic_memories WHERE tenant = $tenant AND agent = $agent";
+                delete.Parameters.AddWithValue("$tenant", scope.Tenant);
+                delete.Parameters.AddWithValue("$agent", scope.Agent);
+                delete.ExecuteNonQuery();
+            }
 
-        var snapshot = SnapshotPath(scope);
-        if (File.Exists(snapshot))
-        {
-            File.Delete(snapshot);
-        }
+            Drop(scope, partition);
+            return (long)partition.Usage().Items;
+        }));
 
-        return Task.FromResult(_partitions.TryRemove(scope, out var partition) ? (long)partition.Usage().Items : 0L);
-    }
-
-    /// <summary>Saves the graph of every partition changed since its last snapshot.</summary>
+    /// <summary>Saves the graph of every loaded partition changed since its last snapshot.</summary>
     /// <returns>How many snapshots were written.</returns>
     public int SaveSnapshots()
     {
         var saved = 0;
         foreach (var (scope, partition) in _partitions)
         {
-            saved += partition.SaveSnapshotIfChanged(SnapshotPath(scope)) ? 1 : 0;
+            saved += partition.IsValueCreated && partition.Value.SaveSnapshotIfChanged(SnapshotPath(scope)) ? 1 : 0;
         }
 
         return saved;
     }
 
+    /// <summary>Unloads every partition unused for <see cref="MemoryOptions.IdleUnloadAfter"/>.</summary>
+    /// <returns>How many were unloaded.</returns>
+    public int UnloadIdle()
+    {
+        var idleSince = _timeProvider.GetTimestamp() - (long)(_limits.IdleUnloadAfter.TotalSeconds * _timeProvider.TimestampFrequency);
+        var unloaded = 0;
+        foreach (var (scope, partition) in _partitions)
+        {
+            if (partition.IsValueCreated && partition.Value.LastUsed < idleSince)
+            {
+                unloaded += Unload(scope, partition) ? 1 : 0;
+            }
+        }
+
+        return unloaded;
+    }
+
     public void Dispose() => SaveSnapshots();
 
-    private Partition PartitionOf(AgentScope scope) => _partitions.GetOrAdd(scope, _ => new Partition(GraphThreshold));
+    /// <summary>The scope's partition, loaded if it is not in RAM; marks it used and keeps the resident count within bounds.</summary>
+    private Partition Loaded(AgentScope scope)
+    {
+        var lazy = _partitions.GetOrAdd(scope, s => new Lazy<Partition>(() => Load(s)));
+        Partition partition;
+        try
+        {
+            partition = lazy.Value;
+        }
+        catch
+        {
+            // A failed load (SQLite busy, disk error) must not stay cached: the next call tries again.
+            _partitions.TryRemove(KeyValuePair.Create(scope, lazy));
+            throw;
+        }
+
+        partition.LastUsed = _timeProvider.GetTimestamp();
+        if (_partitions.Count > _limits.ResidentAgents)
+        {
+            UnloadLeastRecentlyUsed(scope);
+        }
+
+        return partition;
+    }
+
+    /// <summary>
+    /// Runs a write with the partition's lock held, so that the SQLite write and the in-memory one happen in
+    /// the same order for every writer (snapshot versions depend on it) and an unload cannot come between them.
+    /// </summary>
+    private T WithLoaded<T>(AgentScope scope, Func<Partition, T> write)
+    {
+        while (true)
+        {
+            var partition = Loaded(scope);
+            lock (partition.WriteLock)
+            {
+                // Unloaded between the lookup and the lock: the write goes to the partition loaded next.
+                if (!partition.Unloaded)
+                {
+                    return write(partition);
+                }
+            }
+        }
+    }
+
+    private void UnloadLeastRecentlyUsed(AgentScope keep)
+    {
+        lock (_evictionLock)
+        {
+            while (_partitions.Count > _limits.ResidentAgents)
+            {
+                var victim = _partitions
+                    .Where(p => p.Key != keep && p.Value.IsValueCreated)
+                    .MinBy(p => p.Value.Value.LastUsed);
+                if (victim.Value is null || !Unload(victim.Key, victim.Value))
+                {
+                    return;
+                }
+            }
+        }
+    }
+
+    /// <returns>False when the partition was no longer the scope's loaded one.</returns>
+    private bool Unload(AgentScope scope, Lazy<Partition> lazy)
+    {
+        var partition = lazy.Value;
+        lock (partition.WriteLock)
+        {
+            if (partition.Unloaded)
+            {
+                return false;
+            }
+
+            // Snapshot first, so that loading it again reads the graph instead of rebuilding it.
+            partition.SaveSnapshotIfChanged(SnapshotPath(scope));
+            partition.Unloaded = true;
+            return _partitions.TryRemove(KeyValuePair.Create(scope, lazy));
+        }
+    }
+
+    /// <summary>
+    /// A graph only marks removed records deleted, so an agent whose memories keep being refreshed or trimmed
+    /// would grow its graph without end; once deleted nodes outnumber live ones (and the threshold) the
+    /// partition is dropped, and its next use rebuilds a compact graph from SQLite. Call with the write lock held.
+    /// </summary>
+    private void DropIfMostlyDeleted(AgentScope scope, Partition partition)
+    {
+        if (partition.DeletedNodes > Math.Max(partition.Count, GraphThreshold))
+        {
+            Drop(scope, partition);
+        }
+    }
+
+    /// <summary>Takes the partition out of RAM and deletes its snapshot. Call with its write lock held.</summary>
+    private void Drop(AgentScope scope, Partition partition)
+    {
+        var snapshot = SnapshotPath(scope);
+        if (File.Exists(snapshot))
+        {
+            File.Delete(snapshot);
+        }
+
+        partition.Unloaded = true;
+        // Not unloaded until now, so the entry for the scope is this partition's.
+        _partitions.TryRemove(scope, out _);
+    }
+
+    private static void DeleteRow(SqliteConnection connection, AgentScope scope, string id)
+    {
+        using var delete = connection.CreateCommand();
+        delete.CommandText = "DELETE FROM semantic_memories WHERE tenant = $tenant AND agent = $agent AND id = $id";
+        delete.Parameters.AddWithValue("$tenant", scope.Tenant);
+        delete.Parameters.AddWithValue("$agent", scope.Agent);
+        delete.Parameters.AddWithValue("$id", id);
+        delete.ExecuteNonQuery();
+    }
 
     private string SnapshotPath(AgentScope scope) => Path.Combine(_snapshotRoot, scope.Tenant, scope.Agent + ".hnsw");
 
-    private void Load()
+    /// <summary>One agent's partition from its snapshot, if any, and the SQLite rows written after it.</summary>
+    private Partition Load(AgentScope scope)
     {
+        var partition = new Partition(GraphThreshold) { LastUsed = _timeProvider.GetTimestamp() };
+        var snapshot = partition.TryLoadSnapshot(SnapshotPath(scope));
         using var connection = _database.Open();
-        AddVersionColumnToOlderDatabases(connection);
-        SqliteDatabase.Execute(connection, VersionIndex);
-        var snapshots = 0;
+        using var query = connection.CreateCommand();
+        // Vectors already in the snapshot's graph are not read again.
+        query.CommandText = """
+            SELECT id, CASE WHEN version > $covered THEN vector END, text, task_type, success, cost_usd, created_ms, version
+            FROM semantic_memories WHERE tenant = $tenant AND agent = $agent ORDER BY version
+            """;
+        query.Parameters.AddWithValue("$covered", snapshot?.Version ?? -1);
+        query.Parameters.AddWithValue("$tenant", scope.Tenant);
+        query.Parameters.AddWithValue("$agent", scope.Agent);
+        using var reader = query.ExecuteReader();
+        var present = new HashSet<string>(StringComparer.Ordinal);
         var replayed = 0;
-        foreach (var scope in Scopes(connection))
+        while (reader.Read())
         {
-            var partition = new Partition(GraphThreshold);
-            var snapshot = partition.TryLoadSnapshot(SnapshotPath(scope));
-            snapshots += snapshot is null ? 0 : 1;
-            using var query = connection.CreateCommand();
-            // Vectors already in the snapshot's graph are not read again.
-            query.CommandText = """
-                SELECT id, CASE WHEN version > $covered THEN vector END, text, task_type, success, cost_usd, created_ms, version
-                FROM semantic_memories WHERE tenant = $tenant AND agent = $agent ORDER BY version
-                """;
-            query.Parameters.AddWithValue("$covered", snapshot?.Version ?? -1);
-            query.Parameters.AddWithValue("$tenant", scope.Tenant);
-            query.Parameters.AddWithValue("$agent", scope.Agent);
-            using var reader = query.ExecuteReader();
-            var present = new HashSet<string>(StringComparer.Ordinal);
-            while (reader.Read())
+            var id = reader.GetString(0);
+            present.Add(id);
+            var vector = reader.IsDBNull(1) ? ReadOnlyMemory<float>.Empty : MemoryMarshal.Cast<byte, float>((byte[])reader[1]).ToArray();
+            var record = new VectorRecord(id, scope, vector, reader.GetString(2), reader.GetString(3),
+                reader.GetInt64(4) != 0, reader.GetDouble(5), DateTimeOffset.FromUnixTimeMilliseconds(reader.GetInt64(6)));
+            if (vector.IsEmpty)
             {
-                var id = reader.GetString(0);
-                present.Add(id);
-                var vector = reader.IsDBNull(1) ? ReadOnlyMemory<float>.Empty : MemoryMarshal.Cast<byte, float>((byte[])reader[1]).ToArray();
-                var record = new VectorRecord(id, scope, vector, reader.GetString(2), reader.GetString(3),
-                    reader.GetInt64(4) != 0, reader.GetDouble(5), DateTimeOffset.FromUnixTimeMilliseconds(reader.GetInt64(6)));
-                if (vector.IsEmpty)
-                {
-                    partition.Attach(record);
-                }
-                else
-                {
-                    partition.Upsert(record, reader.GetInt64(7));
-                    replayed += snapshot is null ? 0 : 1;
-                }
+                partition.Attach(record);
             }
-
-            // Deleted after the snapshot was taken.
-            partition.RemoveAllBut(present);
-            _partitions[scope] = partition;
+            else
+            {
+                partition.Upsert(record, reader.GetInt64(7));
+                replayed += snapshot is null ? 0 : 1;
+            }
         }
 
-        Restored = (snapshots, replayed);
+        // Deleted after the snapshot was taken.
+        partition.RemoveAllBut(present);
+        if (snapshot is not null)
+        {
+            Interlocked.Increment(ref _snapshotsLoaded);
+            Interlocked.Add(ref _replayed, replayed);
+        }
+
+        return partition;
     }
 
     private static void AddVersionColumnToOlderDatabases(SqliteConnection connection)
@@ -215,20 +365,6 @@ public sealed class InProcessVectorIndex : IVectorStore, IDisposable
         }
     }
 
-    private static List<AgentScope> Scopes(SqliteConnection connection)
-    {
-        using var query = connection.CreateCommand();
-        query.CommandText = "SELECT DISTINCT tenant, agent FROM semantic_memories";
-        using var reader = query.ExecuteReader();
-        var scopes = new List<AgentScope>();
-        while (reader.Read())
-        {
-            scopes.Add(new AgentScope(reader.GetString(0), reader.GetString(1)));
-        }
-
-        return scopes;
-    }
-
     private sealed record Snapshot(long Version);
 
     /// <summary>
@@ -239,6 +375,7 @@ public sealed class InProcessVectorIndex : IVectorStore, IDisposable
     private sealed class Partition(int graphThreshold)
     {
         private readonly Lock _writeLock = new();
+        private long _lastUsed;
         private readonly ConcurrentDictionary<string, Entry> _byId = new(StringComparer.Ordinal);
         private VectorRecord?[] _byNode = [];
         private HnswIndex? _graph;
@@ -247,6 +384,24 @@ public sealed class InProcessVectorIndex : IVectorStore, IDisposable
 
         // Node of each id in the snapshot being loaded, so that attaching a record is a lookup, not a scan.
         private Dictionary<string, int>? _snapshotNodes;
+
+        /// <summary>Held by the index across a write's SQLite and in-memory halves, and by an unload.</summary>
+        public Lock WriteLock => _writeLock;
+
+        /// <summary>Set, under <see cref="WriteLock"/>, once the partition left the index: writes must go to a fresh load.</summary>
+        public bool Unloaded { get; set; }
+
+        /// <summary>TimeProvider timestamp of the last use.</summary>
+        public long LastUsed
+        {
+            get => Volatile.Read(ref _lastUsed);
+            set => Volatile.Write(ref _lastUsed, value);
+        }
+
+        public int Count => _byId.Count;
+
+        /// <summary>Graph nodes marked deleted: they still take their vector's RAM.</summary>
+        public int DeletedNodes => Volatile.Read(ref _graph) is { } graph ? graph.NodeCount - graph.Count : 0;
 
         public VectorRecord? Get(string id) => _byId.TryGetValue(id, out var entry) ? entry.Record : null;
 
@@ -328,6 +483,15 @@ public sealed class InProcessVectorIndex : IVectorStore, IDisposable
                 RemoveEntry(entry);
                 return true;
             }
+        }
+
+        /// <summary>The ids of the oldest records (by when written) past the newest <paramref name="keep"/>.</summary>
+        public List<string> OldestBeyond(int keep)
+        {
+            var excess = _byId.Count - keep;
+            return excess <= 0
+                ? []
+                : [.. _byId.Values.Select(e => e.Record).OrderBy(r => r.Created).ThenBy(r => r.Id, StringComparer.Ordinal).Take(excess).Select(r => r.Id)];
         }
 
         public void RemoveAllBut(HashSet<string> present)
@@ -507,17 +671,27 @@ public sealed class InProcessVectorIndex : IVectorStore, IDisposable
     }
 }
 
-/// <summary>Saves changed vector-index graphs on a timer, so a crash replays little on restart.</summary>
-public sealed class VectorIndexSnapshotter(InProcessVectorIndex index, TimeProvider timeProvider) : BackgroundService
+/// <summary>
+/// Unloads idle vector-index partitions every minute, so an agent nobody calls gives its RAM back, and saves
+/// changed graphs every <see cref="SnapshotInterval"/>, so a crash replays little on the next load.
+/// </summary>
+public sealed class VectorIndexMaintenance(InProcessVectorIndex index, TimeProvider timeProvider) : BackgroundService
 {
-    public static readonly TimeSpan Interval = TimeSpan.FromMinutes(5);
+    public static readonly TimeSpan UnloadInterval = TimeSpan.FromMinutes(1);
+    public static readonly TimeSpan SnapshotInterval = TimeSpan.FromMinutes(5);
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
-        using var timer = new PeriodicTimer(Interval, timeProvider);
+        using var timer = new PeriodicTimer(UnloadInterval, timeProvider);
+        var lastSaved = timeProvider.GetTimestamp();
         while (await timer.WaitForNextTickAsync(stoppingToken))
         {
-            index.SaveSnapshots();
+            index.UnloadIdle();
+            if (timeProvider.GetElapsedTime(lastSaved) >= SnapshotInterval)
+            {
+                index.SaveSnapshots();
+                lastSaved = timeProvider.GetTimestamp();
+            }
         }
     }
 }
