@@ -89,7 +89,7 @@ Console.WriteLine();
 Console.WriteLine(report);
 if (args.Contains("--write"))
 {
-    WriteSection(Path.Combine(root, "docs", "reliability.md"), report);
+    WriteMarkedSection(Path.Combine(root, "docs", "reliability.md"), "load", "Load", report);
     Progress("docs/reliability.md updated");
 }
 
@@ -198,20 +198,6 @@ string Report()
     Row("load generator CPU, cores busy", r => $"{r.Samples.ClientCpuSeconds / measured.TotalSeconds:0.00}");
     Row("machine idle / iowait", r => $"{r.Samples.IdleShare:P1} / {r.Samples.IowaitShare:P1}");
     return text.ToString().TrimEnd();
-}
-
-static void WriteSection(string path, string report)
-{
-    const string Begin = "<!-- load:begin -->";
-    const string End = "<!-- load:end -->";
-    var document = File.ReadAllText(path);
-    var begin = document.IndexOf(Begin, StringComparison.Ordinal);
-    var end = document.IndexOf(End, StringComparison.Ordinal);
-    var block = $"{Begin}\n{report}\n{End}";
-    document = begin >= 0 && end > begin
-        ? document[..begin] + block + document[(end + End.Length)..]
-        : document.TrimEnd() + $"\n\n## Load\n\n{block}\n";
-    File.WriteAllText(path, document);
 }
 
 int IntOption(string name, int fallback) => Option(name) is { } value ? int.Parse(value, CultureInfo.InvariantCulture) : fallback;

@@ -37,4 +37,22 @@ internal static class BenchEnvironment
         var beside = Path.GetFullPath(Path.Combine(RuntimeEnvironment.GetRuntimeDirectory(), "..", "..", "..", OperatingSystem.IsWindows() ? "dotnet.exe" : "dotnet"));
         return File.Exists(beside) ? beside : "dotnet";
     }
+
+    /// <summary>
+    /// Puts a benchmark's report between <c>&lt;!-- {marker}:begin --&gt;</c> and <c>&lt;!-- {marker}:end --&gt;</c> in a
+    /// document, or appends it under a new <paramref name="heading"/> when the markers are not there yet.
+    /// </summary>
+    public static void WriteMarkedSection(string path, string marker, string heading, string report)
+    {
+        var begin = $"<!-- {marker}:begin -->";
+        var end = $"<!-- {marker}:end -->";
+        var document = File.ReadAllText(path);
+        var at = document.IndexOf(begin, StringComparison.Ordinal);
+        var endAt = document.IndexOf(end, StringComparison.Ordinal);
+        var block = $"{begin}\n{report}\n{end}";
+        document = at >= 0 && endAt > at
+            ? document[..at] + block + document[(endAt + end.Length)..]
+            : document.TrimEnd() + $"\n\n## {heading}\n\n{block}\n";
+        File.WriteAllText(path, document);
+    }
 }

@@ -90,7 +90,7 @@ Console.WriteLine();
 Console.WriteLine(report);
 if (args.Contains("--write"))
 {
-    WriteSection(Path.Combine(root, "docs", "reliability.md"), report);
+    WriteMarkedSection(Path.Combine(root, "docs", "reliability.md"), "soak", "Soak", report);
     Progress("docs/reliability.md updated");
 }
 
@@ -156,20 +156,6 @@ static long RssKiB()
 {
     var line = File.ReadLines("/proc/self/status").First(l => l.StartsWith("VmRSS:", StringComparison.Ordinal));
     return long.Parse(line["VmRSS:".Length..].Trim().Split(' ')[0], CultureInfo.InvariantCulture);
-}
-
-static void WriteSection(string path, string report)
-{
-    const string Begin = "<!-- soak:begin -->";
-    const string End = "<!-- soak:end -->";
-    var document = File.ReadAllText(path);
-    var begin = document.IndexOf(Begin, StringComparison.Ordinal);
-    var end = document.IndexOf(End, StringComparison.Ordinal);
-    var block = $"{Begin}\n{report}\n{End}";
-    document = begin >= 0 && end > begin
-        ? document[..begin] + block + document[(end + End.Length)..]
-        : document.TrimEnd() + $"\n\n## Soak\n\n{block}\n";
-    File.WriteAllText(path, document);
 }
 
 int IntOption(string name, int fallback) => Option(name) is { } value ? int.Parse(value, CultureInfo.InvariantCulture) : fallback;
