@@ -226,6 +226,33 @@ public sealed class DistributedTopologyTests(PgliteServer postgres) : IAsyncLife
     }
 
     [Fact]
+    public async Task Api_keys_live_on_the_agents_state_store_hashed_and_a_revoked_key_is_refused_at_once()
+    {
+        var (created, key) = await SendAsync(HttpMethod.Post, "/admin/keys", new { tenant = "acme", name = "distributed" });
+        Assert.Equal(200, created);
+        var secret = key["key"]!.GetValue<string>();
+        var id = key["info"]!["id"]!.GetValue<string>();
+        var stored = Assert.Single(_agentsSidecar.StateKeys(DaprComponents.ActorState), k => k.StartsWith("api-keys/hash/", StringComparison.Ordinal));
+        Assert.DoesNotContain(secret, stored, StringComparison.Ordinal);
+
+        using var tenantClient = new HttpClient { BaseAddress = _rest.BaseAddress };
+        tenantClient.DefaultRequestHeaders.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", secret);
+        using (var complete = await tenantClient.PostAsJsonAsync("/platform/agents/inbox/complete", new { prompt = "hello from acme" }))
+        {
+            Assert.Equal(System.Net.HttpStatusCode.OK, complete.StatusCode);
+        }
+
+        // The admin key acts in the default tenant: acme's agent is not there.
+        Assert.Equal(404, (await SendAsync(HttpMethod.Get, "/platform/agents/inbox/stats")).Status);
+        var (_, listed) = await SendAsync(HttpMethod.Get, "/admin/keys?tenant=acme");
+        Assert.Equal(id, Assert.Single(listed["keys"]!.AsArray())!["id"]!.GetValue<string>());
+
+        Assert.Equal(200, (await SendAsync(HttpMethod.Delete, $"/admin/keys/{id}")).Status);
+        using var refused = await tenantClient.GetAsync("/platform/agents/inbox/stats");
+        Assert.Equal(System.Net.HttpStatusCode.Unauthorized, refused.StatusCode);
+    }
+
+    [Fact]
     public async Task Hostile_agent_task_events_are_acknowledged_and_each_gives_exactly_one_result_or_dead_letter_never_a_5xx()
     {
         string[] names = ["", "inbox", "../etc", "a/b", "UPPER", new string('x', 65), "ünï", "\u0000", "con", "-x"];
