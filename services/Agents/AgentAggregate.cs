@@ -22,6 +22,12 @@ public sealed record AgentAggregate
 
     public DateTimeOffset? LastActivity { get; init; }
 
+    /// <summary>
+    /// The last interaction counted here. Turns of an agent are serial and interaction ids grow with time, so
+    /// an episode with a later id was stored by a turn that never reached its stats, and was never acknowledged.
+    /// </summary>
+    public string LastInteractionId { get; init; } = "";
+
     public Dictionary<string, TaskTypeAggregate> TaskTypes { get; init; } = [];
 }
 

@@ -335,6 +335,7 @@ public sealed class AgentLoop(
             TokensOut = aggregate.TokensOut + reply.TokensOut,
             TotalLatencyMs = aggregate.TotalLatencyMs + reply.LatencyMs,
             LastActivity = at,
+            LastInteractionId = reply.InteractionId,
         };
     }
 

@@ -73,7 +73,8 @@ public static class EmbeddedHost
             memoryDb, dataDir, limits: sp.GetRequiredService<IOptions<MemoryOptions>>().Value, timeProvider: sp.GetRequiredService<TimeProvider>()));
         services.AddSingleton<IVectorStore>(sp => sp.GetRequiredService<InProcessVectorIndex>());
         services.AddHostedService<VectorIndexMaintenance>();
-        services.AddSingleton<IEpisodeStore>(_ => new FileEpisodeStore(dataDir));
+        services.AddSingleton(_ => new FileEpisodeStore(dataDir));
+        services.AddSingleton<IEpisodeStore>(sp => sp.GetRequiredService<FileEpisodeStore>());
         services.AddMemoryService((sp, name) => sp.GetRequiredService<ISecretSource>().GetSecret(name));
         services.AddHostedService<WorkingMemorySweeper>();
 
@@ -119,6 +120,10 @@ public static class EmbeddedHost
         services.AddPlatformTelemetry(builder.Configuration, "persistent-agents");
 
         var app = builder.Build();
+        // Before the first request, so that no turn of an agent runs while its leftovers are removed.
+        UnacknowledgedEpisodes.SweepAsync(
+            app.Services.GetRequiredService<FileEpisodeStore>(), app.Services.GetRequiredService<IAgentStateStore>(),
+            app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("PersistentAgents"), CancellationToken.None).GetAwaiter().GetResult();
         app.UsePlatformSecurity();
         app.MapDashboard();
         app.MapAgentsPublicApi();

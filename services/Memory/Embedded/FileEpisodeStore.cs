@@ -65,6 +65,30 @@ public sealed class FileEpisodeStore(string rootDirectory) : IEpisodeStore
         return deleted;
     }
 
+    /// <summary>
+    /// Deletes the agent's episodes whose interaction id sorts after <paramref name="lastKeptId"/> (ids begin
+    /// with their time, so that is "stored later"), looking at the days from <paramref name="fromDay"/> on, and
+    /// says which it deleted.
+    /// </summary>
+    public IReadOnlyList<string> DeleteAfter(AgentScope scope, string lastKeptId, DateOnly fromDay)
+    {
+        var deleted = new List<string>();
+        foreach (var (_, path) in Days(AgentDirectory(scope)).Where(d => d.Day >= fromDay))
+        {
+            foreach (var file in Directory.EnumerateFiles(path, "*.json"))
+            {
+                var id = Path.GetFileNameWithoutExtension(file);
+                if (string.CompareOrdinal(id, lastKeptId) > 0)
+                {
+                    File.Delete(file);
+                    deleted.Add(id);
+                }
+            }
+        }
+
+        return deleted;
+    }
+
     public Task<TierUsage> UsageAsync(AgentScope scope, CancellationToken cancellationToken)
     {
         var directory = new DirectoryInfo(AgentDirectory(scope));
