@@ -24,6 +24,8 @@ public static partial class CompleteRequestValidator
 
     public static void ValidateName(string field, string value) => CheckName(field, value);
 
+    public static bool IsValidName(string value) => NamePattern().IsMatch(value);
+
     public static ValidCompleteRequest Validate(CompleteRequest request, AgentLimits limits)
     {
         ValidateAgentName(request.Agent);

@@ -33,6 +33,9 @@ public sealed class ApiKeyAuthenticationHandler(
     /// <summary>Browsers cannot set headers on an EventSource, so the dashboard's stream alone also takes the key as a query parameter.</summary>
     public const string DashboardStreamPath = "/dashboard/events";
 
+    /// <summary>The caller's rate limit, for the limiter (what the key says, else the host's default).</summary>
+    internal const string RequestsPerMinuteClaim = "persistent_agents/requests_per_minute";
+
     private const string NoneKeyId = "none";
 
     protected override async Task<AuthenticateResult> HandleAuthenticateAsync()
@@ -109,6 +112,4 @@ public sealed class ApiKeyAuthenticationHandler(
             SchemeName);
         return AuthenticateResult.Success(new AuthenticationTicket(new ClaimsPrincipal(identity), SchemeName));
     }
-
-    internal const string RequestsPerMinuteClaim = "persistent_agents/requests_per_minute";
 }

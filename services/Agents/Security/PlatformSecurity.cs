@@ -29,6 +29,7 @@ public static class PlatformSecurity
             .Validate(o => o.Mode is AuthModes.Keys or AuthModes.None, "Auth:Mode: must be 'keys' or 'none'")
             .Validate(o => o.RequestsPerMinute > 0, "Auth:RequestsPerMinute: must be a positive number")
             .Validate(o => o.AdminKey is null || o.AdminKey.Length >= 16, "Auth:AdminKey: must be at least 16 characters")
+            .Validate(o => CompleteRequestValidator.IsValidName(o.AdminTenant), "Auth:AdminTenant: must be 1-64 of a-z, 0-9, '-' and '_'")
             .ValidateOnStart();
         services.AddAuthentication(ApiKeyAuthenticationHandler.SchemeName)
             .AddScheme<Microsoft.AspNetCore.Authentication.AuthenticationSchemeOptions, ApiKeyAuthenticationHandler>(ApiKeyAuthenticationHandler.SchemeName, null);
@@ -87,11 +88,13 @@ public static class PlatformSecurity
             return RateLimitPartition.GetNoLimiter("unlimited");
         }
 
+        // Whole tokens each second when the minute divides evenly, else one token every 1/perMinute minute.
+        var (tokens, period) = perMinute % 60 == 0 ? (perMinute / 60, TimeSpan.FromSeconds(1)) : (1, TimeSpan.FromMinutes(1) / perMinute);
         return RateLimitPartition.GetTokenBucketLimiter($"{keyId}:{perMinute}", _ => new TokenBucketRateLimiterOptions
         {
             TokenLimit = perMinute,
-            TokensPerPeriod = Math.Max(1, perMinute / 60),
-            ReplenishmentPeriod = perMinute >= 60 ? TimeSpan.FromSeconds(1) : TimeSpan.FromSeconds(60.0 / perMinute),
+            TokensPerPeriod = tokens,
+            ReplenishmentPeriod = period,
             QueueLimit = 0,
             AutoReplenishment = true,
         });
