@@ -203,6 +203,32 @@ public sealed class SecurityTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task The_dashboard_stream_shows_an_admin_only_their_own_tenants_agents()
+    {
+        var tenantB = await CreateKeyAsync("tenant-b");
+        var (_, created) = await SendAsync(AdminKey, HttpMethod.Post, "/admin/keys", new { tenant = "tenant-a", scope = "admin" });
+        var adminOfA = created["key"]!.GetValue<string>();
+        Assert.Equal(200, (await SendAsync(tenantB, HttpMethod.Post, "/platform/agents/b-secret/complete", new { prompt = "only for tenant b" })).Status);
+        Assert.Equal(200, (await SendAsync(adminOfA, HttpMethod.Post, "/platform/agents/a-visible/complete", new { prompt = "for tenant a" })).Status);
+
+        // The page passes the key from its URL fragment as access_token, the only way an EventSource can send it.
+        using var stream = await _host.Rest.GetAsync($"/dashboard/events?access_token={Uri.EscapeDataString(adminOfA)}", HttpCompletionOption.ResponseHeadersRead);
+        Assert.Equal(HttpStatusCode.OK, stream.StatusCode);
+        using var reader = new StreamReader(await stream.Content.ReadAsStreamAsync());
+        string? data = null;
+        while (data is null && await reader.ReadLineAsync() is { } line)
+        {
+            data = line.StartsWith("data: ", StringComparison.Ordinal) ? line["data: ".Length..] : null;
+        }
+
+        var snapshot = JsonNode.Parse(data!)!;
+        var names = snapshot["agents"]!.AsArray().Select(a => a!["name"]!.GetValue<string>()).ToList();
+        Assert.Contains("a-visible", names);
+        Assert.DoesNotContain("b-secret", names);
+        Assert.DoesNotContain("b-secret", data, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task A_key_over_its_rate_limit_gets_429_with_retry_after_and_other_keys_are_unaffected()
     {
         var limited = await CreateKeyAsync("acme", requestsPerMinute: 3);
