@@ -30,7 +30,7 @@ public sealed partial class CompleteStreamSseMiddleware(RequestDelegate next, IA
             return;
         }
 
-        // Served ahead of routing, so the authorization endpoints get is done here: a tenant, or the challenge.
+        // Served ahead of routing, so the authorization that endpoints get is done here: a tenant, or the challenge.
         if (PlatformSecurity.TenantOf(context.User) is not { } tenant)
         {
             await context.ChallengeAsync();
