@@ -193,6 +193,9 @@ public sealed class InProcessVectorIndex : IVectorStore, IDisposable
     private Partition Loaded(AgentScope scope)
     {
         var lazy = _partitions.GetOrAdd(scope, s => new Lazy<Partition>(() => Load(s)));
+        // Only a load can take the count past the bound; ConcurrentDictionary.Count takes every bucket's lock,
+        // which is not for every search and write.
+        var loading = !lazy.IsValueCreated;
         Partition partition;
         try
         {
@@ -206,7 +209,7 @@ public sealed class InProcessVectorIndex : IVectorStore, IDisposable
         }
 
         partition.LastUsed = _timeProvider.GetTimestamp();
-        if (_partitions.Count > _limits.ResidentAgents)
+        if (loading && _partitions.Count > _limits.ResidentAgents)
         {
             UnloadLeastRecentlyUsed(scope);
         }
