@@ -2,7 +2,6 @@ using Google.Protobuf.WellKnownTypes;
 using Grpc.Core;
 using Microsoft.Extensions.Options;
 using PersistentAgents.Agents.Routing;
-using PersistentAgents.Agents.Security;
 using PersistentAgents.Contracts;
 using PersistentAgents.Contracts.V1;
 
@@ -252,7 +251,7 @@ public sealed class AgentsGrpcService(
     private static AgentId AgentOf(string name, ServerCallContext context)
     {
         CompleteRequestValidator.ValidateAgentName(name);
-        var tenant = PlatformSecurity.TenantOf(context.GetHttpContext().User)
+        var tenant = Tenancy.Of(context.GetHttpContext().User)
             ?? throw new RpcException(new Status(StatusCode.Unauthenticated, "authorization: an API key is required"));
         return new AgentId(tenant, name);
     }

@@ -1,3 +1,5 @@
+using System.Security.Claims;
+
 namespace PersistentAgents.Contracts;
 
 /// <summary>
@@ -7,6 +9,12 @@ namespace PersistentAgents.Contracts;
 public static class Tenancy
 {
     public const string DefaultTenant = "default";
+
+    /// <summary>The tenant a message names, or <see cref="DefaultTenant"/> when it names none.</summary>
+    public static string OrDefault(string? tenant) => string.IsNullOrEmpty(tenant) ? DefaultTenant : tenant;
+
+    /// <summary>The caller's tenant from its authentication, or null when it presented no valid key.</summary>
+    public static string? Of(ClaimsPrincipal? user) => user?.FindFirst(TenantClaim)?.Value;
 
     /// <summary>The claim carrying the caller's tenant, set by the API-key authentication.</summary>
     public const string TenantClaim = "persistent_agents/tenant";

@@ -75,7 +75,7 @@ internal sealed class OpenAiCompatibleApi(IServiceProvider services)
         }
 
         // The caller's tenant keeps its cache entries and budgets apart from every other tenant's.
-        var gatewayRequest = new GatewayRequest { Tenant = context.User.FindFirst(Tenancy.TenantClaim)?.Value ?? Tenancy.DefaultTenant };
+        var gatewayRequest = new GatewayRequest { Tenant = Tenancy.Of(context.User) ?? Tenancy.DefaultTenant };
         var headerError = ReadHeaders(request.Headers, gatewayRequest);
         if (headerError is not null)
         {

@@ -52,7 +52,7 @@ public sealed class LearningService : ILearningApi, IDisposable
     public async Task<RankReply> RankAsync(RankRequest request, CancellationToken cancellationToken)
     {
         var requestLambda = LambdaOf(request.Policy, "policy", _defaultLambda);
-        var tenant = TenantOf(request.Tenant);
+        var tenant = Tenancy.OrDefault(request.Tenant);
         var context = _bandit.ContextOf(request.Complexity);
         var reply = new RankReply { Context = context };
         var outputTokens = request.EstimatedOutputTokens > 0 ? request.EstimatedOutputTokens : _options.ExpectedOutputTokens;
@@ -135,7 +135,7 @@ public sealed class LearningService : ILearningApi, IDisposable
 
     public async Task<RecordOutcomeReply> RecordOutcomeAsync(InteractionCompleted request, CancellationToken cancellationToken)
     {
-        var tenant = TenantOf(request.Tenant);
+        var tenant = Tenancy.OrDefault(request.Tenant);
         var context = request.Context.Length == 0 ? "simple" : request.Context;
         var group = new GroupKey(tenant, request.Agent, request.TaskType, context);
         var relativeCost = request.ReferenceCostUsd > 0 ? request.CostUsd / request.ReferenceCostUsd : 0;
@@ -238,7 +238,7 @@ public sealed class LearningService : ILearningApi, IDisposable
         }
 
         var context = request.Context.Length == 0 ? "simple" : request.Context;
-        var key = KeyOf(TenantOf(request.Tenant), request.Agent, request.TaskType, context, request.Arm);
+        var key = KeyOf(Tenancy.OrDefault(request.Tenant), request.Agent, request.TaskType, context, request.Arm);
         return await UnderGateAsync(
             key.Tenant,
             key.Agent,
@@ -259,7 +259,7 @@ public sealed class LearningService : ILearningApi, IDisposable
 
     public async Task<ScoresReply> GetScoresAsync(GetScoresRequest request, CancellationToken cancellationToken)
     {
-        var tenant = TenantOf(request.Tenant);
+        var tenant = Tenancy.OrDefault(request.Tenant);
         var window = request.ShareWindow > 0 ? Math.Min(request.ShareWindow, MaxHistoryLimit) : DefaultShareWindow;
         var lambda = LambdaOf(request.Policy, "policy", _defaultLambda);
         var scores = await UnderGateAsync(
@@ -302,14 +302,14 @@ public sealed class LearningService : ILearningApi, IDisposable
 
         var limit = request.Limit == 0 ? DefaultHistoryLimit : request.Limit;
         var reply = new SelectionHistory();
-        reply.Selections.AddRange(await _store.HistoryAsync(TenantOf(request.Tenant), request.Agent, request.TaskType, limit, cancellationToken));
+        reply.Selections.AddRange(await _store.HistoryAsync(Tenancy.OrDefault(request.Tenant), request.Agent, request.TaskType, limit, cancellationToken));
         return reply;
     }
 
     public async Task<Experiment> PutExperimentAsync(Experiment request, CancellationToken cancellationToken)
     {
         var experiment = request.Clone();
-        experiment.Tenant = TenantOf(experiment.Tenant);
+        experiment.Tenant = Tenancy.OrDefault(experiment.Tenant);
         experiment.CreatedAt = Timestamp.FromDateTimeOffset(_timeProvider.GetUtcNow());
         return await UnderGateAsync(
             experiment.Tenant,
@@ -327,7 +327,7 @@ public sealed class LearningService : ILearningApi, IDisposable
 
     public async Task<DeleteExperimentReply> DeleteExperimentAsync(DeleteExperimentRequest request, CancellationToken cancellationToken)
     {
-        var tenant = TenantOf(request.Tenant);
+        var tenant = Tenancy.OrDefault(request.Tenant);
         return await UnderGateAsync(
             tenant,
             agent: null,
@@ -342,7 +342,7 @@ public sealed class LearningService : ILearningApi, IDisposable
 
     public async Task<ExperimentResults> GetExperimentsAsync(GetExperimentsRequest request, CancellationToken cancellationToken)
     {
-        var tenant = TenantOf(request.Tenant);
+        var tenant = Tenancy.OrDefault(request.Tenant);
         return await UnderGateAsync(
             tenant,
             agent: null,
@@ -481,7 +481,6 @@ public sealed class LearningService : ILearningApi, IDisposable
     private static ArmKey KeyOf(string tenant, string agent, string taskType, string context, ArmRef arm) =>
         new(tenant, agent, taskType, context, arm.Provider, arm.Model);
 
-    private static string TenantOf(string tenant) => string.IsNullOrEmpty(tenant) ? Tenancy.DefaultTenant : tenant;
 
     /// <param name="HasRecovered">Whether the provider was down and answered again since this process started.</param>
     private sealed record ProviderRecord(int ConsecutiveFailures, int Idle, bool HasRecovered = false)

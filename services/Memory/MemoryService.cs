@@ -201,5 +201,5 @@ public sealed class MemoryService(
     }
 
     internal static AgentScope ScopeOf(AgentRef agent) =>
-        new(string.IsNullOrEmpty(agent.Tenant) ? Tenancy.DefaultTenant : agent.Tenant, agent.Agent);
+        new(Tenancy.OrDefault(agent.Tenant), agent.Agent);
 }

@@ -61,7 +61,7 @@ public static class AgentTasksSubscription
             return Success();
         }
 
-        var agent = actors.CreateActorProxy<IPersistentAgent>(ActorIds.Of(new AgentId(task.Tenant.Length == 0 ? Tenancy.DefaultTenant : task.Tenant, task.Agent)), IPersistentAgent.ActorType);
+        var agent = actors.CreateActorProxy<IPersistentAgent>(ActorIds.Of(new AgentId(Tenancy.OrDefault(task.Tenant), task.Agent)), IPersistentAgent.ActorType);
         var run = TaskRun.Parser.ParseFrom(await agent.RunTaskAsync(eventId, task.Request.ToByteArray()));
         if (!run.Published)
         {

@@ -7,7 +7,6 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using PersistentAgents.Agents.Dashboard;
-using PersistentAgents.Agents.Security;
 using PersistentAgents.Contracts;
 
 // In the agents' root namespace, which both hosts already import, so that mapping it takes one line.
@@ -55,7 +54,7 @@ public static class DashboardEndpoints
         {
             var agent = HttpMethods.IsPost(context.Request.Method) ? RecentActivity.AgentOfCompletePath(context.Request.Path.Value ?? "") : null;
             // Refused callers (no key) are no one's activity.
-            var tenant = PlatformSecurity.TenantOf(context.User);
+            var tenant = Tenancy.Of(context.User);
             if (agent is null || tenant is null)
             {
                 await next(context);
@@ -82,7 +81,7 @@ public static class DashboardEndpoints
             var ended = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted, lifetime.ApplicationStopping);
             context.Response.RegisterForDispose(ended);
             return TypedResults.ServerSentEvents(
-                StreamAsync(snapshots, activity, PlatformSecurity.TenantOf(context.User)!, agent, loggers.CreateLogger(typeof(DashboardEndpoints)), ended.Token), "snapshot");
+                StreamAsync(snapshots, activity, Tenancy.Of(context.User)!, agent, loggers.CreateLogger(typeof(DashboardEndpoints)), ended.Token), "snapshot");
         }).RequireAuthorization(Tenancy.AdminPolicy).ExcludeFromDescription();
         return app;
     }

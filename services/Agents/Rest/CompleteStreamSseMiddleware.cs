@@ -5,7 +5,7 @@ using Grpc.Core;
 using Microsoft.AspNetCore.Authentication;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Options;
-using PersistentAgents.Agents.Security;
+using PersistentAgents.Contracts;
 using PersistentAgents.Contracts.V1;
 
 namespace PersistentAgents.Agents.Rest;
@@ -31,7 +31,7 @@ public sealed partial class CompleteStreamSseMiddleware(RequestDelegate next, IA
         }
 
         // Served ahead of routing, so the authorization that endpoints get is done here: a tenant, or the challenge.
-        if (PlatformSecurity.TenantOf(context.User) is not { } tenant)
+        if (Tenancy.Of(context.User) is not { } tenant)
         {
             await context.ChallengeAsync();
             return;

@@ -1,5 +1,4 @@
 using System.Globalization;
-using System.Security.Claims;
 using System.Threading.RateLimiting;
 using Grpc.Core;
 using Microsoft.AspNetCore.Builder;
@@ -52,9 +51,6 @@ public static class PlatformSecurity
         app.UseRateLimiter();
         return app;
     }
-
-    /// <summary>The caller's tenant, or null when the caller presented no valid key.</summary>
-    public static string? TenantOf(ClaimsPrincipal? user) => user?.FindFirst(Tenancy.TenantClaim)?.Value;
 
     /// <summary>Logs at start whether keys are required, so that a host open to anyone says so.</summary>
     public static void LogMode(IServiceProvider services, ILogger logger)
