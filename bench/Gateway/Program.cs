@@ -44,12 +44,7 @@ var targets = ListOption("--targets", "direct,ours,portkey").ToHashSet(StringCom
 var keep = args.Contains("--keep");
 
 var root = RepositoryRoot();
-#if DEBUG
-const string Configuration = "Debug";
-#else
-const string Configuration = "Release";
-#endif
-var hostDll = Path.Combine(root, "services", "Host", "bin", Configuration, "net10.0", "PersistentAgents.Host.dll");
+var hostDll = BuiltHostDll(root);
 var portkeyDir = Path.Combine(root, "bench", "Gateway", "portkey");
 var benchDll = typeof(FakeUpstream).Assembly.Location;
 var dotnet = DotnetExecutable();
@@ -60,7 +55,7 @@ const string KeyVariable = "PA_BENCH_UPSTREAM_KEY";
 
 if (!File.Exists(hostDll))
 {
-    await Console.Error.WriteLineAsync($"{hostDll} is missing: run with -c {Configuration} (the project reference builds it)");
+    await Console.Error.WriteLineAsync($"{hostDll} is missing: run with -c {BuildConfiguration} (the project reference builds it)");
     return 2;
 }
 

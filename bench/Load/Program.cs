@@ -37,15 +37,10 @@ var measured = TimeSpan.FromSeconds(IntOption("--seconds", 60));
 var agentCount = IntOption("--agents", 1000);
 var failureRate = double.Parse(Option("--failure-rate") ?? "0.3", CultureInfo.InvariantCulture);
 var root = RepositoryRoot();
-#if DEBUG
-const string Configuration = "Debug";
-#else
-const string Configuration = "Release";
-#endif
-var hostDll = Path.Combine(root, "services", "Host", "bin", Configuration, "net10.0", "PersistentAgents.Host.dll");
+var hostDll = BuiltHostDll(root);
 if (!File.Exists(hostDll))
 {
-    await Console.Error.WriteLineAsync($"{hostDll} is missing: run with -c {Configuration} (the project reference builds it)");
+    await Console.Error.WriteLineAsync($"{hostDll} is missing: run with -c {BuildConfiguration} (the project reference builds it)");
     return 2;
 }
 

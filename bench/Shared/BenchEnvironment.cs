@@ -38,6 +38,17 @@ internal static class BenchEnvironment
         return File.Exists(beside) ? beside : "dotnet";
     }
 
+    /// <summary>The configuration this benchmark was built in, and so the one its host must be built in.</summary>
+#if DEBUG
+    public const string BuildConfiguration = "Debug";
+#else
+    public const string BuildConfiguration = "Release";
+#endif
+
+    /// <summary>The embedded host built in <see cref="BuildConfiguration"/> (a benchmark runs it as a child process).</summary>
+    public static string BuiltHostDll(string root) =>
+        Path.Combine(root, "services", "Host", "bin", BuildConfiguration, "net10.0", "PersistentAgents.Host.dll");
+
     /// <summary>
     /// Puts a benchmark's report between <c>&lt;!-- {marker}:begin --&gt;</c> and <c>&lt;!-- {marker}:end --&gt;</c> in a
     /// document, or appends it under a new <paramref name="heading"/> when the markers are not there yet.
