@@ -10,6 +10,7 @@ using PersistentAgents.Analytics;
 using PersistentAgents.Contracts;
 using PersistentAgents.Contracts.V1;
 using PersistentAgents.EmbeddedStorage;
+using PersistentAgents.Embeddings;
 using PersistentAgents.Gateway;
 using PersistentAgents.Gateway.Catalog;
 using PersistentAgents.Gateway.Embedded;
@@ -70,7 +71,7 @@ public static class EmbeddedHost
         services.AddSingleton(sp => new SqliteWorkingMemoryStore(memoryDb, sp.GetRequiredService<TimeProvider>()));
         services.AddSingleton<IWorkingMemoryStore>(sp => sp.GetRequiredService<SqliteWorkingMemoryStore>());
         services.AddSingleton(sp => new InProcessVectorIndex(
-            memoryDb, dataDir, limits: sp.GetRequiredService<IOptions<MemoryOptions>>().Value, timeProvider: sp.GetRequiredService<TimeProvider>()));
+            memoryDb, dataDir, Embedders.IdOf(sp.GetRequiredService<IEmbeddingGenerator<string, Embedding<float>>>()), limits: sp.GetRequiredService<IOptions<MemoryOptions>>().Value, timeProvider: sp.GetRequiredService<TimeProvider>()));
         services.AddSingleton<IVectorStore>(sp => sp.GetRequiredService<InProcessVectorIndex>());
         services.AddHostedService<VectorIndexMaintenance>();
         services.AddSingleton(_ => new FileEpisodeStore(dataDir));

@@ -22,6 +22,7 @@ public sealed class MemoryService(
     private const string DayFormat = "yyyy-MM-dd";
     private static readonly Tokenizer RecallTokenizer = TiktokenTokenizer.CreateForEncoding("o200k_base");
     private readonly MemoryOptions _options = options.Value;
+    private readonly int? _dimensions = embedder.GetService<EmbeddingGeneratorMetadata>()?.DefaultModelDimensions;
 
     public async Task<WorkingMemory> GetWorkingMemoryAsync(GetWorkingMemoryRequest request, CancellationToken cancellationToken)
     {
@@ -48,10 +49,18 @@ public sealed class MemoryService(
 
     public async Task<RecallReply> RecallAsync(RecallRequest request, CancellationToken cancellationToken)
     {
+        var scope = ScopeOf(request.Agent);
         var query = await EmbedAsync(request.Query, cancellationToken);
         var filter = new VectorFilter(request.TaskType.Length == 0 ? null : request.TaskType, request.SuccessfulOnly);
-        var matches = await vectors.SearchAsync(ScopeOf(request.Agent), query, Math.Max(1, request.TopK), request.MinSimilarity, filter, cancellationToken);
-        var reply = new RecallReply();
+        var matches = await vectors.SearchAsync(scope, query, Math.Max(1, request.TopK), request.MinSimilarity, filter, cancellationToken);
+        var reply = new RecallReply { Embedder = vectors.Embedder };
+        reply.QueryEmbedding.AddRange(query.ToArray());
+        var stale = await vectors.CountStaleAsync(scope, cancellationToken);
+        if (stale > 0)
+        {
+            reply.Degraded = $"memory re-embedding: {stale} memories are not yet embedded with {vectors.Embedder} and were not searched";
+        }
+
         var budget = request.TokenBudget > 0 ? request.TokenBudget : int.MaxValue;
         foreach (var match in matches)
         {
@@ -167,16 +176,23 @@ public sealed class MemoryService(
     }
 
     /// <summary>
-    /// A unit-length vector of the dimension every store is built for, whichever embedder made it: the
-    /// stores compare vectors by dot product.
+    /// A unit-length vector of the embedder's dimensions (the stores compare vectors by dot product): an
+    /// endpoint that answers with other dimensions than it declared is refused, not stored beside the rest.
     /// </summary>
-    public async Task<ReadOnlyMemory<float>> EmbedAsync(string text, CancellationToken cancellationToken)
+    public async Task<ReadOnlyMemory<float>> EmbedAsync(string text, CancellationToken cancellationToken) =>
+        UnitLength((await embedder.GenerateAsync([text], cancellationToken: cancellationToken))[0].Vector);
+
+    /// <summary>Several texts in one call, so that a batching embedder runs them as one batch.</summary>
+    public async Task<IReadOnlyList<ReadOnlyMemory<float>>> EmbedAsync(IReadOnlyList<string> texts, CancellationToken cancellationToken) =>
+        [.. (await embedder.GenerateAsync(texts, cancellationToken: cancellationToken)).Select(e => UnitLength(e.Vector))];
+
+    private ReadOnlyMemory<float> UnitLength(ReadOnlyMemory<float> generated)
     {
-        var vector = (await embedder.GenerateVectorAsync(text, cancellationToken: cancellationToken)).ToArray();
-        if (vector.Length != HashedNGramEmbedder.DefaultDimensions)
+        var vector = generated.ToArray();
+        if (_dimensions is { } declared && vector.Length != declared)
         {
             throw new RpcException(new Status(StatusCode.FailedPrecondition,
-                $"the embedder returned {vector.Length} dimensions; semantic memory holds {HashedNGramEmbedder.DefaultDimensions}"));
+                $"the embedder {vectors.Embedder} returned {vector.Length} dimensions instead of {declared}"));
         }
 
         var norm = System.Numerics.Tensors.TensorPrimitives.Norm(vector);

@@ -40,9 +40,23 @@ public sealed record VectorFilter(string? TaskType = null, bool SuccessfulOnly =
         (TaskType is null || record.TaskType == TaskType) && (!SuccessfulOnly || record.Success);
 }
 
-/// <summary>Semantic memory: unit-length vectors with metadata, searched by cosine similarity within one scope.</summary>
+/// <summary>
+/// A memory whose vector another embedder made (or an embedder from before vectors recorded theirs): it
+/// cannot be compared with this store's vectors until its text is embedded again.
+/// </summary>
+public sealed record StaleMemory(AgentScope Scope, string Id, string Text, string Embedder);
+
+/// <summary>
+/// Semantic memory: unit-length vectors with metadata, searched by cosine similarity within one scope. A
+/// store is built for one embedder (<see cref="Embedder"/>, as <c>Embedders.IdOf</c> names it): it writes and
+/// searches only that embedder's vectors, so no search ever mixes two models; memories written by another
+/// embedder stay stored, unseen by search, until <see cref="ReplaceStaleAsync"/> gives them a vector again.
+/// </summary>
 public interface IVectorStore
 {
+    /// <summary>The embedder whose vectors this store writes and searches, e.g. <c>all-MiniLM-L6-v2@384</c>.</summary>
+    string Embedder { get; }
+
     Task UpsertAsync(VectorRecord record, CancellationToken cancellationToken);
 
     /// <summary>The <paramref name="topK"/> most similar records at or above the floor, most similar first.</summary>
@@ -57,6 +71,19 @@ public interface IVectorStore
 
     /// <returns>How many records were deleted.</returns>
     Task<long> PurgeAsync(AgentScope scope, CancellationToken cancellationToken);
+
+    /// <summary>At most <paramref name="limit"/> memories of any agent whose vector is not this store's embedder's, newest first.</summary>
+    Task<IReadOnlyList<StaleMemory>> ListStaleAsync(int limit, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Gives a stale memory <paramref name="vector"/>, made by this store's embedder from its text; nothing
+    /// happens when the memory was rewritten or deleted since it was listed.
+    /// </summary>
+    /// <returns>Whether the memory was updated.</returns>
+    Task<bool> ReplaceStaleAsync(StaleMemory memory, ReadOnlyMemory<float> vector, CancellationToken cancellationToken);
+
+    /// <summary>The scope's memories that search cannot see yet because another embedder made their vectors.</summary>
+    Task<long> CountStaleAsync(AgentScope scope, CancellationToken cancellationToken);
 }
 
 /// <summary>One stored episode: its interaction, UTC day, where it is and its size.</summary>

@@ -53,7 +53,8 @@ public sealed class DistributedTopologyTests(PgliteServer postgres) : IAsyncLife
         _memorySidecar = await StartSidecarAsync();
         _memorySidecar.AddBinding(DaprComponents.SemanticMemory, postgres.Binding);
         _memorySidecar.AddBinding(DaprComponents.EpisodicMemory, new BlobBinding(BlobFlavour.S3));
-        var memory = await StartAsync(MemoryServiceHost.Build(["--urls", "http://127.0.0.1:0", "--Memory:EpisodeBinding", "s3", .. quiet], s => s.AddSingleton(_memorySidecar.Client)));
+        // The hashed embedder: recall by shared words, with nothing to load.
+        var memory = await StartAsync(MemoryServiceHost.Build(["--urls", "http://127.0.0.1:0", "--Memory:EpisodeBinding", "s3", "--Memory:Embeddings:Kind", "hashed", .. quiet], s => s.AddSingleton(_memorySidecar.Client)));
         _learningSidecar = await StartSidecarAsync();
         var learning = await StartAsync(LearningServiceHost.Build(["--urls", "http://127.0.0.1:0", .. quiet], s => s.AddSingleton(_learningSidecar.Client)));
         var gatewaySidecar = await StartSidecarAsync();

@@ -27,8 +27,9 @@ public sealed class MemoryServiceHostTests(PgliteServer postgres) : IAsyncLifeti
         _sidecar = await SidecarDouble.StartAsync(TimeProvider.System);
         _sidecar.AddBinding(DaprComponents.SemanticMemory, postgres.Binding);
         _sidecar.AddBinding(DaprComponents.EpisodicMemory, new BlobBinding(BlobFlavour.S3));
+        // The hashed embedder: these tests recall by shared words, with nothing to load.
         _host = MemoryServiceHost.Build(
-            ["--urls", "http://127.0.0.1:0", "--Memory:EpisodeBinding", "s3", "--Logging:LogLevel:Default", "Warning"],
+            ["--urls", "http://127.0.0.1:0", "--Memory:EpisodeBinding", "s3", "--Memory:Embeddings:Kind", "hashed", "--Logging:LogLevel:Default", "Warning"],
             services => services.AddSingleton(_sidecar.Client));
         await _host.StartAsync();
         _channel = GrpcChannel.ForAddress(_host.ListeningAddresses().Single());

@@ -202,7 +202,7 @@ public sealed class InProcessVectorIndexTests : IDisposable
     }
 
     private InProcessVectorIndex NewIndex(int graphThreshold = InProcessVectorIndex.DefaultGraphThreshold, MemoryOptions? limits = null, TimeProvider? timeProvider = null) =>
-        new(new SqliteDatabase(_folder.File("memory.db"), InProcessVectorIndex.Schema), _folder.Path, graphThreshold, limits, timeProvider);
+        new(new SqliteDatabase(_folder.File("memory.db"), InProcessVectorIndex.Schema), _folder.Path, "hashed-ngrams@768", graphThreshold, limits, timeProvider);
 
     private static float[] RandomUnit(Random random, int dimensions = 32)
     {

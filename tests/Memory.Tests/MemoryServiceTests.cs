@@ -88,7 +88,7 @@ public sealed class MemoryServiceTests : IDisposable
 
     private MemoryService NewService(MemoryOptions options) => new(
         new SqliteWorkingMemoryStore(new SqliteDatabase(_folder.File("working.db"), SqliteWorkingMemoryStore.Schema), _time),
-        new InProcessVectorIndex(new SqliteDatabase(_folder.File("semantic.db"), InProcessVectorIndex.Schema), _folder.Path),
+        new InProcessVectorIndex(new SqliteDatabase(_folder.File("semantic.db"), InProcessVectorIndex.Schema), _folder.Path, Embedders.IdOf(_embedder)),
         new FileEpisodeStore(_folder.Path),
         _embedder,
         Options.Create(options),

@@ -1,4 +1,3 @@
-using PersistentAgents.Embeddings;
 using System.Collections.Concurrent;
 using System.Numerics.Tensors;
 using System.Runtime.InteropServices;
@@ -36,6 +35,7 @@ public sealed class InProcessVectorIndex : IVectorStore, IDisposable
             cost_usd REAL NOT NULL,
             created_ms INTEGER NOT NULL,
             version INTEGER NOT NULL DEFAULT 0,
+            embedder TEXT NOT NULL DEFAULT '',
             PRIMARY KEY (tenant, agent, id));
         """;
 
@@ -43,8 +43,12 @@ public sealed class InProcessVectorIndex : IVectorStore, IDisposable
     // every upsert is an index lookup rather than a scan of the vectors.
     private const string VersionIndex = "CREATE INDEX IF NOT EXISTS ix_semantic_memories_version ON semantic_memories (version)";
 
+    // Finding memories another embedder made is a lookup, not a scan, once every one has been re-embedded.
+    private const string EmbedderIndex = "CREATE INDEX IF NOT EXISTS ix_semantic_memories_embedder ON semantic_memories (embedder)";
+
     public const int DefaultGraphThreshold = 1_000;
-    private const uint SnapshotMagic = 0x50534E53; // "SNSP"
+    // "SNS2": snapshots name the embedder their graph was built for (the first format, "SNSP", did not).
+    private const uint SnapshotMagic = 0x32534E53;
 
     private readonly SqliteDatabase _database;
     private readonly string _snapshotRoot;
@@ -55,10 +59,13 @@ public sealed class InProcessVectorIndex : IVectorStore, IDisposable
     private int _snapshotsLoaded;
     private int _replayed;
 
+    /// <param name="embedder">The embedder whose vectors this index writes and searches (<c>Embedders.IdOf</c>).</param>
     /// <param name="limits">The <c>Memory</c> options that bound what stays in RAM; their defaults when null.</param>
-    public InProcessVectorIndex(SqliteDatabase database, string dataDirectory, int graphThreshold = DefaultGraphThreshold, MemoryOptions? limits = null, TimeProvider? timeProvider = null)
+    public InProcessVectorIndex(SqliteDatabase database, string dataDirectory, string embedder, int graphThreshold = DefaultGraphThreshold, MemoryOptions? limits = null, TimeProvider? timeProvider = null)
     {
+        ArgumentException.ThrowIfNullOrEmpty(embedder);
         _database = database;
+        Embedder = embedder;
         _snapshotRoot = Path.Combine(dataDirectory, "vector-index");
         GraphThreshold = graphThreshold;
         _limits = limits ?? new MemoryOptions();
@@ -66,9 +73,13 @@ public sealed class InProcessVectorIndex : IVectorStore, IDisposable
         ArgumentOutOfRangeException.ThrowIfLessThan(_limits.MaxSemanticMemoriesPerAgent, 1, "Memory:MaxSemanticMemoriesPerAgent");
         _timeProvider = timeProvider ?? TimeProvider.System;
         using var connection = _database.Open();
-        AddVersionColumnToOlderDatabases(connection);
+        AddColumnToOlderDatabases(connection, "version", "INTEGER NOT NULL DEFAULT 0");
+        AddColumnToOlderDatabases(connection, "embedder", "TEXT NOT NULL DEFAULT ''");
         SqliteDatabase.Execute(connection, VersionIndex);
+        SqliteDatabase.Execute(connection, EmbedderIndex);
     }
+
+    public string Embedder { get; }
 
     public int GraphThreshold { get; }
 
@@ -86,13 +97,13 @@ public sealed class InProcessVectorIndex : IVectorStore, IDisposable
             using (var upsert = connection.CreateCommand())
             {
                 upsert.CommandText = """
-                    INSERT INTO semantic_memories (tenant, agent, id, vector, text, task_type, success, cost_usd, created_ms, version)
+                    INSERT INTO semantic_memories (tenant, agent, id, vector, text, task_type, success, cost_usd, created_ms, version, embedder)
                     VALUES ($tenant, $agent, $id, $vector, $text, $task, $success, $cost, $created,
-                            (SELECT COALESCE(MAX(version), 0) + 1 FROM semantic_memories))
+                            (SELECT COALESCE(MAX(version), 0) + 1 FROM semantic_memories), $embedder)
                     ON CONFLICT (tenant, agent, id) DO UPDATE SET
                         vector = excluded.vector, text = excluded.text, task_type = excluded.task_type,
                         success = excluded.success, cost_usd = excluded.cost_usd, created_ms = excluded.created_ms,
-                        version = excluded.version
+                        version = excluded.version, embedder = excluded.embedder
                     RETURNING version
                     """;
                 upsert.Parameters.AddWithValue("$tenant", record.Scope.Tenant);
@@ -104,6 +115,7 @@ public sealed class InProcessVectorIndex : IVectorStore, IDisposable
                 upsert.Parameters.AddWithValue("$success", record.Success ? 1 : 0);
                 upsert.Parameters.AddWithValue("$cost", record.CostUsd);
                 upsert.Parameters.AddWithValue("$created", record.Created.ToUnixTimeMilliseconds());
+                upsert.Parameters.AddWithValue("$embedder", Embedder);
                 partition.Upsert(record, (long)upsert.ExecuteScalar()!);
             }
 
@@ -157,6 +169,71 @@ public sealed class InProcessVectorIndex : IVectorStore, IDisposable
             return (long)partition.Usage().Items;
         }));
 
+    public Task<IReadOnlyList<StaleMemory>> ListStaleAsync(int limit, CancellationToken cancellationToken)
+    {
+        using var connection = _database.Open();
+        using var query = connection.CreateCommand();
+        query.CommandText = """
+            SELECT tenant, agent, id, text, embedder FROM semantic_memories
+            WHERE embedder <> $embedder ORDER BY created_ms DESC LIMIT $limit
+            """;
+        query.Parameters.AddWithValue("$embedder", Embedder);
+        query.Parameters.AddWithValue("$limit", limit);
+        using var reader = query.ExecuteReader();
+        var stale = new List<StaleMemory>();
+        while (reader.Read())
+        {
+            stale.Add(new StaleMemory(new AgentScope(reader.GetString(0), reader.GetString(1)), reader.GetString(2), reader.GetString(3), reader.GetString(4)));
+        }
+
+        return Task.FromResult<IReadOnlyList<StaleMemory>>(stale);
+    }
+
+    public Task<bool> ReplaceStaleAsync(StaleMemory memory, ReadOnlyMemory<float> vector, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(memory);
+        return Task.FromResult(WithLoaded(memory.Scope, partition =>
+        {
+            using var connection = _database.Open();
+            using var update = connection.CreateCommand();
+            // Only the row as it was listed: one rewritten or deleted since keeps what its writer left.
+            update.CommandText = """
+                UPDATE semantic_memories
+                SET vector = $vector, embedder = $embedder, version = (SELECT COALESCE(MAX(version), 0) + 1 FROM semantic_memories)
+                WHERE tenant = $tenant AND agent = $agent AND id = $id AND embedder = $stale AND text = $text
+                RETURNING task_type, success, cost_usd, created_ms, version
+                """;
+            update.Parameters.AddWithValue("$vector", MemoryMarshal.AsBytes(vector.Span).ToArray());
+            update.Parameters.AddWithValue("$embedder", Embedder);
+            update.Parameters.AddWithValue("$tenant", memory.Scope.Tenant);
+            update.Parameters.AddWithValue("$agent", memory.Scope.Agent);
+            update.Parameters.AddWithValue("$id", memory.Id);
+            update.Parameters.AddWithValue("$stale", memory.Embedder);
+            update.Parameters.AddWithValue("$text", memory.Text);
+            using var reader = update.ExecuteReader();
+            if (!reader.Read())
+            {
+                return false;
+            }
+
+            var record = new VectorRecord(memory.Id, memory.Scope, vector, memory.Text, reader.GetString(0), reader.GetInt64(1) != 0,
+                reader.GetDouble(2), DateTimeOffset.FromUnixTimeMilliseconds(reader.GetInt64(3)));
+            partition.Upsert(record, reader.GetInt64(4));
+            return true;
+        }));
+    }
+
+    public Task<long> CountStaleAsync(AgentScope scope, CancellationToken cancellationToken)
+    {
+        using var connection = _database.Open();
+        using var count = connection.CreateCommand();
+        count.CommandText = "SELECT COUNT(*) FROM semantic_memories WHERE tenant = $tenant AND agent = $agent AND embedder <> $embedder";
+        count.Parameters.AddWithValue("$tenant", scope.Tenant);
+        count.Parameters.AddWithValue("$agent", scope.Agent);
+        count.Parameters.AddWithValue("$embedder", Embedder);
+        return Task.FromResult((long)count.ExecuteScalar()!);
+    }
+
     /// <summary>Saves the graph of every loaded partition changed since its last snapshot.</summary>
     /// <returns>How many snapshots were written.</returns>
     public int SaveSnapshots()
@@ -164,7 +241,7 @@ public sealed class InProcessVectorIndex : IVectorStore, IDisposable
         var saved = 0;
         foreach (var (scope, partition) in _partitions)
         {
-            saved += partition.IsValueCreated && partition.Value.SaveSnapshotIfChanged(SnapshotPath(scope)) ? 1 : 0;
+            saved += partition.IsValueCreated && partition.Value.SaveSnapshotIfChanged(SnapshotPath(scope), Embedder) ? 1 : 0;
         }
 
         return saved;
@@ -266,7 +343,7 @@ public sealed class InProcessVectorIndex : IVectorStore, IDisposable
             }
 
             // Snapshot first, so that loading it again reads the graph instead of rebuilding it.
-            partition.SaveSnapshotIfChanged(SnapshotPath(scope));
+            partition.SaveSnapshotIfChanged(SnapshotPath(scope), Embedder);
             partition.Unloaded = true;
             return _partitions.TryRemove(KeyValuePair.Create(scope, lazy));
         }
@@ -315,15 +392,16 @@ public sealed class InProcessVectorIndex : IVectorStore, IDisposable
     private Partition Load(AgentScope scope)
     {
         var partition = new Partition(GraphThreshold) { LastUsed = _timeProvider.GetTimestamp() };
-        var snapshot = partition.TryLoadSnapshot(SnapshotPath(scope));
+        var snapshot = partition.TryLoadSnapshot(SnapshotPath(scope), Embedder);
         using var connection = _database.Open();
         using var query = connection.CreateCommand();
         // Vectors already in the snapshot's graph are not read again.
         query.CommandText = """
             SELECT id, CASE WHEN version > $covered THEN vector END, text, task_type, success, cost_usd, created_ms, version
-            FROM semantic_memories WHERE tenant = $tenant AND agent = $agent ORDER BY version
+            FROM semantic_memories WHERE tenant = $tenant AND agent = $agent AND embedder = $embedder ORDER BY version
             """;
         query.Parameters.AddWithValue("$covered", snapshot?.Version ?? -1);
+        query.Parameters.AddWithValue("$embedder", Embedder);
         query.Parameters.AddWithValue("$tenant", scope.Tenant);
         query.Parameters.AddWithValue("$agent", scope.Agent);
         using var reader = query.ExecuteReader();
@@ -358,13 +436,18 @@ public sealed class InProcessVectorIndex : IVectorStore, IDisposable
         return partition;
     }
 
-    private static void AddVersionColumnToOlderDatabases(SqliteConnection connection)
+    /// <summary>
+    /// Databases written before a column existed get it with its default: '' for the embedder, which names
+    /// no embedder, so their memories are re-embedded rather than compared with another model's vectors.
+    /// </summary>
+    private static void AddColumnToOlderDatabases(SqliteConnection connection, string column, string definition)
     {
         using var columns = connection.CreateCommand();
-        columns.CommandText = "SELECT COUNT(*) FROM pragma_table_info('semantic_memories') WHERE name = 'version'";
+        columns.CommandText = "SELECT COUNT(*) FROM pragma_table_info('semantic_memories') WHERE name = $column";
+        columns.Parameters.AddWithValue("$column", column);
         if ((long)columns.ExecuteScalar()! == 0)
         {
-            SqliteDatabase.Execute(connection, "ALTER TABLE semantic_memories ADD COLUMN version INTEGER NOT NULL DEFAULT 0");
+            SqliteDatabase.Execute(connection, $"ALTER TABLE semantic_memories ADD COLUMN {column} {definition}");
         }
     }
 
@@ -432,7 +515,7 @@ public sealed class InProcessVectorIndex : IVectorStore, IDisposable
 
                 if (_graph is null && _byId.Count + 1 >= graphThreshold)
                 {
-                    BuildGraph();
+                    BuildGraph(record.Vector.Length);
                 }
 
                 if (_graph is null)
@@ -560,7 +643,7 @@ public sealed class InProcessVectorIndex : IVectorStore, IDisposable
             return matches;
         }
 
-        public bool SaveSnapshotIfChanged(string path)
+        public bool SaveSnapshotIfChanged(string path, string embedder)
         {
             lock (_writeLock)
             {
@@ -575,6 +658,7 @@ public sealed class InProcessVectorIndex : IVectorStore, IDisposable
                 using (var writer = new BinaryWriter(stream, Encoding.UTF8, leaveOpen: true))
                 {
                     writer.Write(SnapshotMagic);
+                    writer.Write(embedder);
                     writer.Write(_version);
                     var byNode = Volatile.Read(ref _byNode);
                     writer.Write(_graph.NodeCount);
@@ -594,7 +678,8 @@ public sealed class InProcessVectorIndex : IVectorStore, IDisposable
             }
         }
 
-        public Snapshot? TryLoadSnapshot(string path)
+        /// <summary>The snapshot's graph when it exists, is whole and was built for <paramref name="embedder"/>.</summary>
+        public Snapshot? TryLoadSnapshot(string path, string embedder)
         {
             if (!File.Exists(path))
             {
@@ -605,7 +690,7 @@ public sealed class InProcessVectorIndex : IVectorStore, IDisposable
             {
                 using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16);
                 using var reader = new BinaryReader(stream, Encoding.UTF8, leaveOpen: true);
-                if (reader.ReadUInt32() != SnapshotMagic)
+                if (reader.ReadUInt32() != SnapshotMagic || reader.ReadString() != embedder)
                 {
                     return null;
                 }
@@ -643,10 +728,11 @@ public sealed class InProcessVectorIndex : IVectorStore, IDisposable
             }
         }
 
-        private void BuildGraph()
+        /// <param name="dimensions">The embedder's: every vector of a partition has as many.</param>
+        private void BuildGraph(int dimensions)
         {
             var records = _byId.Values.Select(e => e.Record).Where(r => !r.Vector.IsEmpty).ToList();
-            var graph = new HnswIndex(records.Count == 0 ? HashedNGramEmbedder.DefaultDimensions : records[0].Vector.Length, capacity: Math.Max(graphThreshold * 2, records.Count));
+            var graph = new HnswIndex(dimensions, capacity: Math.Max(graphThreshold * 2, records.Count));
             var byNode = new VectorRecord?[Math.Max(16, graph.Capacity)];
             foreach (var record in records)
             {
