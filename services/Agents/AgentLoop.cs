@@ -58,6 +58,10 @@ public sealed class AgentLoop(
         }
 
         var memoriesUsed = recalled.Memories;
+        if (recalled.Degraded.Length > 0)
+        {
+            reply.Degraded.Add(recalled.Degraded);
+        }
 
         RankReply route;
         using (var routing = AgentsTelemetry.StartStep("learning.route"))

@@ -17,7 +17,8 @@ public sealed class MemoryService(
     IEpisodeStore episodes,
     IEmbeddingGenerator<string, Embedding<float>> embedder,
     IOptions<MemoryOptions> options,
-    TimeProvider timeProvider) : IMemoryApi
+    TimeProvider timeProvider,
+    StaleMemoryStatus? staleMemory = null) : IMemoryApi
 {
     private const string DayFormat = "yyyy-MM-dd";
     private static readonly Tokenizer RecallTokenizer = TiktokenTokenizer.CreateForEncoding("o200k_base");
@@ -55,7 +56,7 @@ public sealed class MemoryService(
         var matches = await vectors.SearchAsync(scope, query, Math.Max(1, request.TopK), request.MinSimilarity, filter, cancellationToken);
         var reply = new RecallReply { Embedder = vectors.Embedder };
         reply.QueryEmbedding.AddRange(query.ToArray());
-        var stale = await vectors.CountStaleAsync(scope, cancellationToken);
+        var stale = staleMemory?.NoneLeft == true ? 0 : await vectors.CountStaleAsync(scope, cancellationToken);
         if (stale > 0)
         {
             reply.Degraded = $"memory re-embedding: {stale} memories are not yet embedded with {vectors.Embedder} and were not searched";

@@ -8,9 +8,9 @@ namespace PersistentAgents.Memory;
 public static class MemoryServiceCollectionExtensions
 {
     /// <summary>
-    /// The memory service over whichever storage ports the host registered: the API, the embedder, and the
-    /// hourly retention and consolidation of episodes. <paramref name="secret"/> reads the embeddings
-    /// endpoint's API key by name.
+    /// The memory service over whichever storage ports the host registered: the API, the embedder, the
+    /// hourly retention and consolidation of episodes, and the re-embedding of memories an earlier embedder
+    /// made. <paramref name="secret"/> reads the embeddings endpoint's API key by name.
     /// </summary>
     public static IServiceCollection AddMemoryService(this IServiceCollection services, Func<IServiceProvider, string, string?> secret)
     {
@@ -21,6 +21,9 @@ public static class MemoryServiceCollectionExtensions
         services.AddSingleton<EpisodeMaintenance>();
         services.AddSingleton<IMemoryMaintenanceApi>(sp => sp.GetRequiredService<EpisodeMaintenance>());
         services.AddHostedService<EpisodeMaintenanceService>();
+        services.AddSingleton<StaleMemoryStatus>();
+        services.AddSingleton<SemanticMemoryReembedding>();
+        services.AddHostedService(sp => sp.GetRequiredService<SemanticMemoryReembedding>());
         return services;
     }
 }

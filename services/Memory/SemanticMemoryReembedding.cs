@@ -3,13 +3,29 @@ using Microsoft.Extensions.Logging;
 
 namespace PersistentAgents.Memory;
 
+/// <summary>Whether semantic memory may still hold memories of another embedder; shared by recall and the re-embedding.</summary>
+public sealed class StaleMemoryStatus
+{
+    private volatile bool _noneLeft;
+
+    /// <summary>
+    /// Set once the re-embedding found nothing left to do: from then on recall stops asking the store (in
+    /// distributed mode a sidecar round trip per recall), since this process only writes its own embedder's vectors.
+    /// </summary>
+    public bool NoneLeft
+    {
+        get => _noneLeft;
+        set => _noneLeft = value;
+    }
+}
+
 /// <summary>
 /// After the embedder changed (another model, other dimensions, or a store from before vectors named their
 /// embedder), embeds the stored texts of the older memories again, newest first and in batches, until
 /// none is left. Until then recall searches the memories already re-embedded and says it is degraded; it
 /// never compares vectors of two models.
 /// </summary>
-public sealed class SemanticMemoryReembedding(IVectorStore vectors, MemoryService memory, ILogger<SemanticMemoryReembedding> logger) : BackgroundService
+public sealed class SemanticMemoryReembedding(IVectorStore vectors, MemoryService memory, StaleMemoryStatus status, ILogger<SemanticMemoryReembedding> logger) : BackgroundService
 {
     /// <summary>Texts embedded per call: one batch for a batching embedder.</summary>
     public const int BatchSize = 32;
@@ -32,6 +48,7 @@ public sealed class SemanticMemoryReembedding(IVectorStore vectors, MemoryServic
                 stale = await vectors.ListStaleAsync(BatchSize, stoppingToken);
                 if (stale.Count == 0)
                 {
+                    status.NoneLeft = true;
                     if (announced)
                     {
                         logger.LogInformation("Semantic memory re-embedded with {Embedder}: {Count} memories", vectors.Embedder, Reembedded);
