@@ -15,7 +15,10 @@ public static class MemoryServiceCollectionExtensions
     public static IServiceCollection AddMemoryService(this IServiceCollection services, Func<IServiceProvider, string, string?> secret)
     {
         ArgumentNullException.ThrowIfNull(services);
-        services.AddSingleton(sp => Embedders.Create(sp.GetRequiredService<IOptions<MemoryOptions>>().Value.Embeddings, name => secret(sp, name)));
+        // Unset stays the hashed embedder: semantic memory's stores are built for its 768 dimensions (MemoryService.EmbedAsync).
+        services.AddSingleton(sp => Embedders.Create(
+            sp.GetRequiredService<IOptions<MemoryOptions>>().Value.Embeddings ?? new EmbeddingOptions { Kind = EmbeddingOptions.HashedKind },
+            name => secret(sp, name)));
         services.AddSingleton<MemoryService>();
         services.AddSingleton<IMemoryApi>(sp => sp.GetRequiredService<MemoryService>());
         services.AddSingleton<EpisodeMaintenance>();
