@@ -136,6 +136,22 @@ public sealed class MiniLmEmbedderTests(MiniLmFixture model) : IClassFixture<Min
         await Assert.ThrowsAnyAsync<OperationCanceledException>(() => model.EmbedAsync("never embedded", cancelled.Token));
         Assert.Equal(MiniLmEmbedder.Dimensions, (await model.EmbedAsync("embedded after a cancellation")).Length);
     }
+
+    [Fact]
+    public async Task A_call_cancelled_while_queued_behind_a_full_batch_returns_before_that_batch_ends()
+    {
+        var fullBatch = model.Embedder.GenerateAsync(Enumerable.Range(0, MiniLmRuntime.MaxBatchSize)
+            .Select(i => string.Join(' ', Enumerable.Repeat($"warehouse {i} shipped the order late again", 8)))
+            .ToArray());
+        using var cancellation = new CancellationTokenSource();
+        var queued = model.EmbedAsync("waits for the next batch", cancellation.Token);
+
+        await cancellation.CancelAsync();
+
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => queued);
+        Assert.False(fullBatch.IsCompleted);
+        Assert.Equal(MiniLmRuntime.MaxBatchSize, (await fullBatch).Count);
+    }
 }
 
 public sealed class MiniLmModelCacheTests
