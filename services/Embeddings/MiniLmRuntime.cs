@@ -27,7 +27,8 @@ internal sealed class MiniLmRuntime
     private MiniLmRuntime(string cacheDirectory)
     {
         _tokenizer = new Lazy<BertTokenizer>(CreateTokenizer);
-        _session = new Lazy<InferenceSession>(() => LoadSession(cacheDirectory));
+        // Only the worker reads it; a failed load (a full disk, say) is not remembered, so the next batch tries again.
+        _session = new Lazy<InferenceSession>(() => LoadSession(cacheDirectory), LazyThreadSafetyMode.PublicationOnly);
         _ = Task.Run(ProcessQueueAsync);
     }
 
@@ -108,10 +109,9 @@ internal sealed class MiniLmRuntime
                 batch[i].Result.TrySetResult(vectors[i]);
             }
         }
-#pragma warning disable CA1031 // whatever failed (loading the model, running it) is each waiting caller's error; the worker goes on
         catch (Exception e)
-#pragma warning restore CA1031
         {
+            // Whatever failed (writing or loading the model, running it) is each waiting caller's error; the worker goes on.
             foreach (var queued in batch)
             {
                 queued.Result.TrySetException(e);
