@@ -41,6 +41,10 @@ public sealed class MemoryOptions
     /// <summary>Semantic memories kept per agent; past this the oldest (by when last written) are deleted.</summary>
     public int MaxSemanticMemoriesPerAgent { get; set; } = 10_000;
 
-    /// <summary>An OpenAI-compatible embeddings endpoint; when unset, or its key is missing, the local embedder is used.</summary>
-    public EmbeddingEndpointOptions? Embeddings { get; set; }
+    /// <summary>
+    /// The embedder (<see cref="EmbeddingOptions.Kind"/>: minilm, the default; hashed; or an OpenAI-compatible
+    /// endpoint, whose missing key falls back to minilm). The stores hold whatever dimensions it makes, and
+    /// memories of an earlier embedder are embedded again from their texts.
+    /// </summary>
+    public EmbeddingOptions? Embeddings { get; set; }
 }

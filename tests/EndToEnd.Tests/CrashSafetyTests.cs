@@ -246,6 +246,7 @@ public sealed class CrashSafetyTests(ITestOutputHelper output)
                 "--data-dir", dataDir,
                 "--catalog", catalogPath,
                 "--Logging:LogLevel:Default", "Warning",
+                "--Memory:Embeddings:Kind", "hashed",
             })
             {
                 start.ArgumentList.Add(argument);

@@ -45,6 +45,9 @@ public sealed class TestHost : IAsyncDisposable
             "--data-dir", dataDir,
             "--catalog", catalogPath,
             "--Logging:LogLevel:Default", "Warning",
+            // The lexical embedder unless a test asks for the model: most tests need no sentence model, and
+            // loading it in every test host would cost each one about a second and 160 MB.
+            "--Memory:Embeddings:Kind", "hashed",
             .. settings,
         ], overrides);
         await app.StartAsync();
