@@ -146,9 +146,10 @@ public sealed class ResponseCache(IEmbeddingGenerator<string, Embedding<float>> 
         }
 
         var question = _options.Semantic ? lookup.Question ?? await EmbedQuestionAsync(request, keys.Question, cancellationToken) : (QuestionEmbedding?)null;
-        var indexed = question is { Truncated: false };
+        // A truncated question is served exact hits only: its vector stands for its beginning.
+        var semantic = question is { Truncated: false } whole ? whole : (QuestionEmbedding?)null;
         var now = timeProvider.GetUtcNow();
-        var entry = new Entry(keys.Exact, keys.Context, reply.Clone(), indexed ? keys.Question : null, indexed ? question!.Value.Vector : default, now + _options.Ttl);
+        var entry = new Entry(keys.Exact, keys.Context, reply.Clone(), semantic is null ? null : keys.Question, semantic?.Vector ?? default, now + _options.Ttl);
         lock (_writeLock)
         {
             if (_exact.Count >= _options.MaxEntries)
@@ -157,7 +158,7 @@ public sealed class ResponseCache(IEmbeddingGenerator<string, Embedding<float>> 
             }
 
             _exact[keys.Exact] = entry;
-            if (indexed)
+            if (semantic is not null)
             {
                 _byContext.GetOrAdd(keys.Context, _ => new ConcurrentDictionary<string, Entry>(StringComparer.Ordinal))[keys.Exact] = entry;
             }
