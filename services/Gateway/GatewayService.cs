@@ -40,16 +40,16 @@ public sealed class GatewayService(
     private async Task<GatewayReply> CompleteAsync(GatewayRequest request, Func<string, CancellationToken, ValueTask>? onDelta, CancellationToken cancellationToken)
     {
         var started = timeProvider.GetTimestamp();
-        var (hit, cached) = await cache.LookupAsync(request, cancellationToken);
-        GatewayTelemetry.CacheLookup(cached is null ? "miss" : hit == CacheHit.Exact ? "exact" : "semantic");
-        if (cached is not null)
+        var lookup = await cache.LookupAsync(request, cancellationToken);
+        GatewayTelemetry.CacheLookup(lookup.Reply is null ? "miss" : lookup.Hit == CacheHit.Exact ? "exact" : "semantic");
+        if (lookup.Reply is { } cached)
         {
             if (onDelta is not null)
             {
                 await onDelta(cached.Text, cancellationToken);
             }
 
-            return FromCache(cached, hit, started);
+            return FromCache(cached, lookup.Hit, started);
         }
 
         var messages = request.Messages.Select(ToAiMessage).ToList();
@@ -81,7 +81,7 @@ public sealed class GatewayService(
         reply.LatencyMs = ElapsedMs(started);
         if (reply.Success)
         {
-            await cache.StoreAsync(request, reply, cancellationToken);
+            await cache.StoreAsync(request, lookup, reply, cancellationToken);
         }
         else if (budgetRefusal is not null && reply.Attempts.All(a => a.Outcome == "skipped"))
         {
@@ -259,7 +259,7 @@ public sealed class GatewayService(
         return Task.FromResult(state);
     }
 
-    private static ReplyFormat FormatOf(GatewayRequest request) =>
+    internal static ReplyFormat FormatOf(GatewayRequest request) =>
         request.ResponseFormat == "json" ? ReplyFormat.Json : ReplyFormat.Text;
 
     public Task<ProviderHealthReply> GetProviderHealthAsync(ProviderHealthRequest request, CancellationToken cancellationToken)

@@ -1,5 +1,7 @@
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
 using PersistentAgents.Contracts;
 using PersistentAgents.Gateway.Catalog;
 using PersistentAgents.Gateway.Providers;
@@ -15,7 +17,9 @@ public static class GatewayServiceCollectionExtensions
     public static IServiceCollection AddGateway(this IServiceCollection services, ProviderCatalog catalog)
     {
         services.AddOptions<ResilienceOptions>();
-        services.AddOptions<ResponseCacheOptions>();
+        // Checked when the host starts, so that a semantic cache over a lexical embedder never serves a reply.
+        services.AddOptions<ResponseCacheOptions>().ValidateOnStart();
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<ResponseCacheOptions>, ResponseCacheOptionsValidation>());
         services.AddOptions<BudgetOptions>();
         services.AddSingleton<TokenCounter>();
         services.AddSingleton<ResponseCache>();
@@ -30,7 +34,7 @@ public static class GatewayServiceCollectionExtensions
                 .ToList();
             var resilience = new ProviderResilience(
                 providers,
-                sp.GetRequiredService<Microsoft.Extensions.Options.IOptions<ResilienceOptions>>().Value,
+                sp.GetRequiredService<IOptions<ResilienceOptions>>().Value,
                 sp.GetRequiredService<IEventPublisher>(),
                 sp.GetRequiredService<TimeProvider>(),
                 sp.GetRequiredService<ILogger<ProviderResilience>>());

@@ -34,7 +34,8 @@ public static class GatewayServiceHost
         services.AddSingleton<ISecretSource>(sp => new DaprSecretSource(sp.GetRequiredService<DaprClient>()));
         services.AddSingleton<ISpendStore>(sp => new DaprSpendStore(sp.GetRequiredService<DaprClient>()));
         services.AddSingleton<IEventPublisher>(sp => new DaprEventPublisher(sp.GetRequiredService<DaprClient>()));
-        // The semantic response cache compares prompts with the local embedder.
+        // The response cache's embedder. The local one is lexical, so the host refuses Cache:Semantic over it
+        // unless a model embedder is registered in its place.
         services.TryAddSingleton<Microsoft.Extensions.AI.IEmbeddingGenerator<string, Microsoft.Extensions.AI.Embedding<float>>>(new Embeddings.HashedNGramEmbedder());
         services.AddGateway(ProviderCatalog.Load(catalogPath));
         overrides?.Invoke(services);

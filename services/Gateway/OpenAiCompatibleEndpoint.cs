@@ -108,7 +108,7 @@ internal sealed class OpenAiCompatibleApi(IServiceProvider services)
         string? model;
         try
         {
-            bodyError = ParseBody(read.Buffer, gatewayRequest.Messages, out model);
+            bodyError = ParseBody(read.Buffer, gatewayRequest, out model);
         }
         finally
         {
@@ -242,10 +242,15 @@ internal sealed class OpenAiCompatibleApi(IServiceProvider services)
         return true;
     }
 
-    /// <summary>Reads <c>model</c>, <c>messages</c>, <c>stream</c> and <c>n</c>; other OpenAI parameters are accepted and ignored.</summary>
-    private static ApiError? ParseBody(ReadOnlySequence<byte> body, RepeatedField<ChatMessage> messages, out string? model)
+    /// <summary>
+    /// Reads <c>model</c>, <c>messages</c>, <c>stream</c> and <c>n</c>. Every other parameter is accepted and,
+    /// unless it cannot change the answer (<see cref="IsAnswerNeutral"/>), goes into the request's
+    /// answer parameters, which the response cache keys on.
+    /// </summary>
+    private static ApiError? ParseBody(ReadOnlySequence<byte> body, GatewayRequest request, out string? model)
     {
         model = null;
+        SortedDictionary<string, JsonElement>? answerParameters = null;
         if (body.IsEmpty)
         {
             return ApiError.Invalid(null, "body: is required: a JSON object with model and messages", "invalid_json");
@@ -276,7 +281,7 @@ internal sealed class OpenAiCompatibleApi(IServiceProvider services)
                 {
                     reader.Read();
                     sawMessages = true;
-                    var error = ParseMessages(ref reader, messages);
+                    var error = ParseMessages(ref reader, request.Messages);
                     if (error is not null)
                     {
                         return error;
@@ -303,10 +308,17 @@ internal sealed class OpenAiCompatibleApi(IServiceProvider services)
                         return ApiError.Invalid("n", "n: only 1 choice is supported", "unsupported_value");
                     }
                 }
-                else
+                else if (IsAnswerNeutral(ref reader))
                 {
                     reader.Read();
                     reader.Skip();
+                }
+                else
+                {
+                    var name = reader.GetString()!;
+                    reader.Read();
+                    answerParameters ??= new SortedDictionary<string, JsonElement>(StringComparer.Ordinal);
+                    answerParameters[name] = JsonElement.ParseValue(ref reader);
                 }
             }
 
@@ -335,8 +347,45 @@ internal sealed class OpenAiCompatibleApi(IServiceProvider services)
             return ApiError.Invalid("model", "model: must not be empty", "invalid_value");
         }
 
-        return sawMessages ? null : ApiError.Invalid("messages", "messages: is required", "missing_required_parameter");
+        if (!sawMessages)
+        {
+            return ApiError.Invalid("messages", "messages: is required", "missing_required_parameter");
+        }
+
+        request.AnswerParameters = answerParameters is null ? "" : CanonicalJson(answerParameters);
+        return null;
     }
+
+    /// <summary>
+    /// The parameters by name, sorted, each value written compactly as parsed: two bodies that ask the same
+    /// thing with their properties in another order or other spacing give the same text. Nested values keep
+    /// their order, since a schema's property order is the order a model writes its fields in.
+    /// </summary>
+    private static string CanonicalJson(SortedDictionary<string, JsonElement> parameters)
+    {
+        var writer = RentWriter(out var buffer);
+        writer.WriteStartObject();
+        foreach (var (name, value) in parameters)
+        {
+            writer.WritePropertyName(name);
+            value.WriteTo(writer);
+        }
+
+        writer.WriteEndObject();
+        writer.Flush();
+        return Encoding.UTF8.GetString(buffer.WrittenSpan);
+    }
+
+    /// <summary>
+    /// Body parameters that cannot change the answer and so stay out of the cache key: how it is delivered
+    /// (<c>stream_options</c>; <c>stream</c> and <c>n</c> are read above), who asked (<c>user</c>,
+    /// <c>metadata</c>), whether the provider keeps it (<c>store</c>) and its latency tier
+    /// (<c>service_tier</c>). Any other, an unknown future parameter included, splits the key: a needless
+    /// miss rather than a wrong hit.
+    /// </summary>
+    private static bool IsAnswerNeutral(ref Utf8JsonReader reader) =>
+        reader.ValueTextEquals("stream_options"u8) || reader.ValueTextEquals("user"u8) || reader.ValueTextEquals("metadata"u8)
+        || reader.ValueTextEquals("store"u8) || reader.ValueTextEquals("service_tier"u8);
 
     private static ApiError? ParseMessages(ref Utf8JsonReader reader, RepeatedField<ChatMessage> messages)
     {

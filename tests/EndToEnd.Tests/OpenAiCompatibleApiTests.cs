@@ -2,6 +2,7 @@ using System.ClientModel;
 using System.Net;
 using System.Text;
 using System.Text.Json.Nodes;
+using Microsoft.Extensions.Options;
 using OpenAI;
 using OpenAI.Chat;
 
@@ -113,6 +114,62 @@ public sealed class OpenAiCompatibleApiTests
         Assert.Contains("first part second part", text, StringComparison.Ordinal);
         var usage = body["usage"]!;
         Assert.Equal(usage["prompt_tokens"]!.GetValue<long>() + usage["completion_tokens"]!.GetValue<long>(), usage["total_tokens"]!.GetValue<long>());
+    }
+
+    [Fact]
+    public async Task The_response_cache_hits_only_the_same_request_up_to_case_spacing_and_final_punctuation()
+    {
+        await using var host = await TestHost.StartAsync(TestHost.NewDataDir(), TestCatalogs.Simulated());
+        const string email = "Hello, order {0} arrived broken. I want a refund, not a replacement. Regards, Dana";
+        var first = email.Replace("{0}", "4471", StringComparison.Ordinal);
+
+        Assert.Equal("false", await CacheHitAsync(host, "sim-best/best", first));
+        Assert.Equal("true", await CacheHitAsync(host, "sim-best/best", first));
+        Assert.Equal("true", await CacheHitAsync(host, "sim-best/best", "  " + first.ToUpperInvariant().Replace(" ", "   ", StringComparison.Ordinal) + "!"));
+
+        // One detail apart, at default settings.
+        Assert.Equal("false", await CacheHitAsync(host, "sim-best/best", email.Replace("{0}", "4417", StringComparison.Ordinal)));
+        Assert.Equal("false", await CacheHitAsync(host, "sim-best/best", first.Replace("a refund, not a replacement", "a replacement, not a refund", StringComparison.Ordinal)));
+        Assert.Equal("false", await CacheHitAsync(host, "sim-best/best", "Quote the price of order 4471 with VAT included."));
+        Assert.Equal("false", await CacheHitAsync(host, "sim-best/best", "Quote the price of order 4471 with VAT excluded."));
+
+        // Another model, another candidate list, another reply format.
+        Assert.Equal("false", await CacheHitAsync(host, "sim-poor/poor", first));
+        Assert.Equal("false", await CacheHitAsync(host, "auto", first));
+        Assert.Equal("false", await CacheHitAsync(host, "sim-best/best", first, """{"response_format":{"type":"json_object"}}"""));
+        Assert.Equal("false", await CacheHitAsync(host, "sim-best/best", first, """{"response_format":{"type":"json_schema","json_schema":{"name":"ticket","schema":{"type":"object"}}}}"""));
+
+        // Other sampling or tools; the same ones in another order, with parameters that cannot change the answer, hit.
+        Assert.Equal("false", await CacheHitAsync(host, "sim-best/best", first, """{"temperature":0.2,"seed":7,"user":"dana"}"""));
+        Assert.Equal("true", await CacheHitAsync(host, "sim-best/best", first, """{"seed":7, "stream":false,"user":"someone-else","temperature":0.2,"metadata":{"ticket":"1"}}"""));
+        Assert.Equal("false", await CacheHitAsync(host, "sim-best/best", first, """{"temperature":0.9,"seed":7}"""));
+        Assert.Equal("false", await CacheHitAsync(host, "sim-best/best", first, """{"temperature":0.2,"seed":7,"tools":[{"type":"function","function":{"name":"refund"}}]}"""));
+    }
+
+    [Fact]
+    public async Task A_host_with_semantic_caching_over_the_hashed_embedder_refuses_to_start_saying_why()
+    {
+        // Whichever comes first, building the host (the dashboard takes the gateway) or starting it, refuses.
+        var refusal = await Assert.ThrowsAsync<OptionsValidationException>(() => TestHost.StartAsync(TestHost.NewDataDir(), TestCatalogs.Simulated(), "--Cache:Semantic", "true"));
+
+        Assert.Contains("Cache:Semantic: the hashed n-gram embedder is lexical", refusal.Message, StringComparison.Ordinal);
+    }
+
+    /// <summary>The x-pa-cache-hit header of a completion for one user message; the body is <paramref name="parameters"/>, in its order, then the model and the message.</summary>
+    private static async Task<string> CacheHitAsync(TestHost host, string model, string content, string parameters = "{}")
+    {
+        var body = JsonNode.Parse(parameters)!.AsObject();
+        body["model"] = model;
+        body["messages"] = new JsonArray(new JsonObject { ["role"] = "user", ["content"] = content });
+        using var request = new HttpRequestMessage(HttpMethod.Post, "/v1/chat/completions")
+        {
+            Content = new StringContent(body.ToJsonString(), Encoding.UTF8, "application/json"),
+        };
+        using var response = await host.Rest.SendAsync(request);
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        var answeredBy = (await TestHost.ReadObjectAsync(response))["model"]!.GetValue<string>();
+        Assert.Equal(model == "auto" ? "sim-best/best" : model, answeredBy);
+        return Assert.Single(response.Headers.GetValues("x-pa-cache-hit"));
     }
 
     [Theory]

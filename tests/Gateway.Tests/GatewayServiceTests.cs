@@ -117,7 +117,8 @@ public sealed class GatewayServiceTests
         var clock = new FakeTimeProvider(DateTimeOffset.UtcNow);
         _time = clock;
         var provider = new ScriptedProvider("p", ScriptedProvider.Reply("cached answer", tokensIn: 10, tokensOut: 5));
-        var gateway = Gateway([provider], cache: new ResponseCacheOptions { Ttl = TimeSpan.FromMinutes(1), SemanticThreshold = 0.8 });
+        // Semantic caching is a choice, and one that needs a model embedder: the stand-in gives every text one vector.
+        var gateway = Gateway([provider], cache: new ResponseCacheOptions { Ttl = TimeSpan.FromMinutes(1), Semantic = true }, embedder: new StubEmbedder(_ => [1, 0, 0, 0]));
 
         Assert.False((await gateway.CompleteAsync(Request("Where does invoice 4471 go?"), CancellationToken.None)).CacheHit);
         var exact = await gateway.CompleteAsync(Request("Where  does invoice 4471 go?"), CancellationToken.None);
@@ -224,11 +225,13 @@ public sealed class GatewayServiceTests
     public async Task The_response_cache_holds_at_most_its_configured_entries_and_no_empty_contexts()
     {
         var clock = new FakeTimeProvider();
-        var cache = new ResponseCache(new HashedNGramEmbedder(), Options.Create(new ResponseCacheOptions { MaxEntries = 10 }), clock);
+        var cache = new ResponseCache(new HashedNGramEmbedder(), Options.Create(new ResponseCacheOptions { MaxEntries = 10, Semantic = true }), clock);
         for (var i = 0; i < 100; i++)
         {
             // A context of its own per request (another tenant each time), as when every request is new.
-            await cache.StoreAsync(Request($"question {i}", tenant: $"t{i}"), new GatewayReply { Success = true, Text = $"answer {i}" }, CancellationToken.None);
+            var request = Request($"question {i}", tenant: $"t{i}");
+            var lookup = await cache.LookupAsync(request, CancellationToken.None);
+            await cache.StoreAsync(request, lookup, new GatewayReply { Success = true, Text = $"answer {i}" }, CancellationToken.None);
             clock.Advance(TimeSpan.FromSeconds(1));
         }
 
@@ -255,14 +258,15 @@ public sealed class GatewayServiceTests
 
     private GatewayService Gateway(
         IReadOnlyList<ScriptedProvider> providers, ResilienceOptions? resilience = null, TimeSpan? timeout = null,
-        ResponseCacheOptions? cache = null, BudgetOptions? budgets = null, IReadOnlyList<ModelDefinition>? models = null)
+        ResponseCacheOptions? cache = null, BudgetOptions? budgets = null, IReadOnlyList<ModelDefinition>? models = null,
+        Microsoft.Extensions.AI.IEmbeddingGenerator<string, Microsoft.Extensions.AI.Embedding<float>>? embedder = null)
     {
         var active = providers.Select((p, i) => new ActiveModel(p, models?[i] ?? Priced)).ToList();
         return new GatewayService(
             active,
             new ProviderResilience(providers.Select(p => (p.Name, timeout ?? TimeSpan.FromSeconds(5))), resilience ?? new ResilienceOptions { RetryBaseDelay = TimeSpan.FromMilliseconds(10) }, _events, _time, NullLogger<ProviderResilience>.Instance),
             new TokenCounter(),
-            new ResponseCache(new HashedNGramEmbedder(), Options.Create(cache ?? new ResponseCacheOptions { Enabled = false }), _time),
+            new ResponseCache(embedder ?? new HashedNGramEmbedder(), Options.Create(cache ?? new ResponseCacheOptions { Enabled = false }), _time),
             new SpendLedger(new MemorySpendStore(), Options.Create(budgets ?? new BudgetOptions()), _time),
             _time,
             NullLogger<GatewayService>.Instance);
