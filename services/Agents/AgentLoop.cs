@@ -77,6 +77,14 @@ public sealed class AgentLoop(
             Tenant = agent.Tenant, Agent = agent.Name, TaskType = request.TaskType, NoCache = request.NoCache, ResponseFormat = request.ResponseFormat,
         };
         gatewayRequest.Messages.AddRange(BuildMessages(agent, request, working, memoriesUsed));
+        if (request.ContextJson is null)
+        {
+            // The question the cache compares is the prompt recall just embedded: one embedding serves both.
+            gatewayRequest.QuestionEmbedding.AddRange(recalled.QueryEmbedding);
+            gatewayRequest.QuestionEmbedderId = recalled.Embedder;
+            gatewayRequest.QuestionEmbeddingTruncated = recalled.QueryTruncated;
+        }
+
         gatewayRequest.Candidates.AddRange(route.Ranked);
         GatewayReply result;
         using (AgentsTelemetry.StartStep("gateway.complete"))

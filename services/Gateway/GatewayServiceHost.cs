@@ -34,9 +34,11 @@ public static class GatewayServiceHost
         services.AddSingleton<ISecretSource>(sp => new DaprSecretSource(sp.GetRequiredService<DaprClient>()));
         services.AddSingleton<ISpendStore>(sp => new DaprSpendStore(sp.GetRequiredService<DaprClient>()));
         services.AddSingleton<IEventPublisher>(sp => new DaprEventPublisher(sp.GetRequiredService<DaprClient>()));
-        // The response cache's embedder. The local one is lexical, so the host refuses Cache:Semantic over it
-        // unless a model embedder is registered in its place.
-        services.TryAddSingleton<Microsoft.Extensions.AI.IEmbeddingGenerator<string, Microsoft.Extensions.AI.Embedding<float>>>(new Embeddings.HashedNGramEmbedder());
+        // The semantic response cache's embedder, Cache:Embeddings (the same choices as Memory:Embeddings): the
+        // local sentence model by default, loaded on its first use, so not at all while Cache:Semantic is off.
+        // A question embedding the agents service sends along is used only when it names this embedder.
+        services.TryAddSingleton(sp => Embedders.Create(
+            builder.Configuration.GetSection("Cache:Embeddings").Get<EmbeddingOptions>(), name => sp.GetRequiredService<ISecretSource>().GetSecret(name)));
         services.AddGateway(ProviderCatalog.Load(catalogPath));
         overrides?.Invoke(services);
 

@@ -227,12 +227,13 @@ public sealed class ResponseCache(IEmbeddingGenerator<string, Embedding<float>> 
         if (_embedderIdentity is { } identity && request.QuestionEmbedderId == identity.Id && request.QuestionEmbedding.Count == identity.Dimensions)
         {
             vector = [.. request.QuestionEmbedding];
+            truncated = request.QuestionEmbeddingTruncated;
         }
         else
         {
             var embedding = (await embedder.GenerateAsync([question], cancellationToken: cancellationToken))[0];
             vector = embedding.Vector.ToArray();
-            truncated = WasTruncated(embedding);
+            truncated = Embedders.WasTruncated(embedding);
         }
 
         var norm = TensorPrimitives.Norm(vector);
@@ -249,13 +250,9 @@ public sealed class ResponseCache(IEmbeddingGenerator<string, Embedding<float>> 
     /// dimensions; null when the embedder does not say, and then no caller's embedding is taken.
     /// </summary>
     private static (string Id, int Dimensions)? IdentityOf(IEmbeddingGenerator<string, Embedding<float>> embedder) =>
-        embedder.GetService<EmbeddingGeneratorMetadata>() is { DefaultModelId: { Length: > 0 } model, DefaultModelDimensions: { } dimensions }
-            ? (string.Create(CultureInfo.InvariantCulture, $"{model}@{dimensions}"), dimensions)
+        embedder.GetService<EmbeddingGeneratorMetadata>() is { DefaultModelId: { Length: > 0 }, DefaultModelDimensions: { } dimensions }
+            ? (Embedders.IdOf(embedder), dimensions)
             : null;
-
-    /// <summary>An embedder that cut the text to its input window says so with <c>AdditionalProperties["truncated"] = true</c>.</summary>
-    private static bool WasTruncated(Embedding<float> embedding) =>
-        embedding.AdditionalProperties?.TryGetValue("truncated", out var truncated) == true && truncated is true;
 
     private static RequestKeys KeysOf(GatewayRequest request)
     {

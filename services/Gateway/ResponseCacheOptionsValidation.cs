@@ -23,7 +23,7 @@ public sealed class ResponseCacheOptionsValidation(IEmbeddingGenerator<string, E
                 $"Cache:SemanticThreshold: must be from {MinimumSemanticThreshold} to 1, was {options.SemanticThreshold}"));
         }
 
-        if (options.Enabled && options.Semantic && IsLexical(embedder))
+        if (options.Enabled && options.Semantic && Embedders.IsLexical(embedder))
         {
             failures.Add("Cache:Semantic: the hashed n-gram embedder is lexical: prompts that differ in one number score above any threshold; "
                 + "configure a model embedder (Memory:Embeddings:Kind=minilm) or leave Cache:Semantic off");
@@ -31,8 +31,4 @@ public sealed class ResponseCacheOptionsValidation(IEmbeddingGenerator<string, E
 
         return failures.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(failures);
     }
-
-    /// <summary>An embedder that compares spellings, not meanings: the local hashed n-gram one.</summary>
-    private static bool IsLexical(IEmbeddingGenerator<string, Embedding<float>> embedder) =>
-        embedder is HashedNGramEmbedder || embedder.GetService<EmbeddingGeneratorMetadata>()?.DefaultModelId == HashedNGramEmbedder.ModelName;
 }

@@ -153,6 +153,10 @@ public static class EmbeddedHost
         }
 
         PlatformSecurity.LogMode(app.Services, logger);
+        var embedder = app.Services.GetRequiredService<IEmbeddingGenerator<string, Embedding<float>>>();
+        var cache = app.Services.GetRequiredService<IOptions<ResponseCacheOptions>>().Value;
+        logger.LogInformation("Semantic memory embeds with {Embedder}; response cache {Cache}", Embedders.IdOf(embedder),
+            !cache.Enabled ? "off" : cache.Semantic ? $"exact and semantic (cosine >= {cache.SemanticThreshold}, meaning guard on)" : "exact only (Cache:Semantic off)");
         if (providers.AllSimulated)
         {
             logger.LogWarning("No API key configured{Missing}: running SIMULATED providers only; every reply says simulated: true",

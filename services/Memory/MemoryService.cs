@@ -21,6 +21,9 @@ public sealed class MemoryService(
     StaleMemoryStatus? staleMemory = null) : IMemoryApi
 {
     private const string DayFormat = "yyyy-MM-dd";
+
+    /// <summary>Near-duplicates checked by the meaning guard before a memory is kept as new.</summary>
+    private const int DuplicateCandidates = 3;
     private static readonly Tokenizer RecallTokenizer = TiktokenTokenizer.CreateForEncoding("o200k_base");
     private readonly MemoryOptions _options = options.Value;
     private readonly int? _dimensions = embedder.GetService<EmbeddingGeneratorMetadata>()?.DefaultModelDimensions;
@@ -51,10 +54,11 @@ public sealed class MemoryService(
     public async Task<RecallReply> RecallAsync(RecallRequest request, CancellationToken cancellationToken)
     {
         var scope = ScopeOf(request.Agent);
-        var query = await EmbedAsync(request.Query, cancellationToken);
+        var embedding = (await embedder.GenerateAsync([request.Query], cancellationToken: cancellationToken))[0];
+        var query = UnitLength(embedding.Vector);
         var filter = new VectorFilter(request.TaskType.Length == 0 ? null : request.TaskType, request.SuccessfulOnly);
         var matches = await vectors.SearchAsync(scope, query, Math.Max(1, request.TopK), request.MinSimilarity, filter, cancellationToken);
-        var reply = new RecallReply { Embedder = vectors.Embedder };
+        var reply = new RecallReply { Embedder = vectors.Embedder, QueryTruncated = Embedders.WasTruncated(embedding) };
         reply.QueryEmbedding.AddRange(query.ToArray());
         var stale = staleMemory?.NoneLeft == true ? 0 : await vectors.CountStaleAsync(scope, cancellationToken);
         if (stale > 0)
@@ -96,9 +100,12 @@ public sealed class MemoryService(
         var vector = await EmbedAsync(request.Text, cancellationToken);
 
         // A near-duplicate of something already remembered refreshes that memory instead of crowding
-        // recall with copies of the same fact.
-        var nearest = await vectors.SearchAsync(scope, vector, 1, _options.DuplicateSimilarity, new VectorFilter(request.TaskType), cancellationToken);
-        var id = nearest.Count > 0 ? nearest[0].Record.Id : request.Id;
+        // recall with copies of the same fact; but one that says something else in nearly the same words
+        // (another order number, an added "not", swapped names) is a fact of its own, and embeddings score
+        // such pairs as high as true duplicates, so the meaning guard has the last word.
+        var nearest = await vectors.SearchAsync(scope, vector, DuplicateCandidates, _options.DuplicateSimilarity, new VectorFilter(request.TaskType), cancellationToken);
+        var duplicate = nearest.FirstOrDefault(n => PromptMeaningGuard.Compare(n.Record.Text, request.Text).MayShareAnswer);
+        var id = duplicate?.Record.Id ?? request.Id;
         await vectors.UpsertAsync(
             new VectorRecord(id, scope, vector, request.Text, request.TaskType, request.Success, request.CostUsd, timeProvider.GetUtcNow()),
             cancellationToken);

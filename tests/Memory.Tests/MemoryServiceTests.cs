@@ -45,12 +45,26 @@ public sealed class MemoryServiceTests : IDisposable
         var memory = NewService(new MemoryOptions { DuplicateSimilarity = 0.9 });
         await RememberAsync(memory, "m1", Invoices);
 
-        var reworded = await RememberAsync(memory, "m2", "Invoices above ten thousand euros need two approvals from the finance team before any payment");
+        // Only a function word and punctuation apart: the meaning guard lets it refresh the first.
+        var reworded = await RememberAsync(memory, "m2", "The invoices above ten thousand euros need two approvals from the finance team, before payment.");
         var different = await RememberAsync(memory, "m3", "Invoices below one hundred euros can be paid by card");
 
         Assert.Equal("m1", reworded.Id);
         Assert.Equal("m3", different.Id);
         Assert.Equal(2, (await memory.GetUsageAsync(new GetMemoryUsageRequest { Agent = Alice }, CancellationToken.None)).SemanticMemories);
+    }
+
+    [Fact]
+    public async Task Two_facts_one_digit_or_one_not_apart_are_both_kept_however_similar_their_vectors()
+    {
+        // Any threshold below 1 takes these as near-duplicates by vector; the meaning guard keeps them apart.
+        var memory = NewService(new MemoryOptions { DuplicateSimilarity = 0.5 });
+        await RememberAsync(memory, "m1", "Order 4471 was cancelled by the customer on Monday");
+        var otherOrder = await RememberAsync(memory, "m2", "Order 4417 was cancelled by the customer on Monday");
+        var negated = await RememberAsync(memory, "m3", "Order 4471 was not cancelled by the customer on Monday");
+
+        Assert.Equal(("m2", "m3"), (otherOrder.Id, negated.Id));
+        Assert.Equal(3, (await memory.GetUsageAsync(new GetMemoryUsageRequest { Agent = Alice }, CancellationToken.None)).SemanticMemories);
     }
 
     [Fact]
