@@ -129,7 +129,10 @@ public sealed class AgentsGrpcService(
         var agent = await ExistingAgentAsync(request.Agent, context);
         var recall = CompleteRequestValidator.ValidRecall(request, limits.Value);
         recall.Agent = RefOf(agent);
-        return await memory.RecallAsync(recall, context.CancellationToken);
+        var reply = await memory.RecallAsync(recall, context.CancellationToken);
+        // The query's vector is for the turn's own gateway call, not for callers of the public API.
+        reply.QueryEmbedding.Clear();
+        return reply;
     }
 
     public override async Task<EpisodeList> ListEpisodes(AgentEpisodesRequest request, ServerCallContext context)

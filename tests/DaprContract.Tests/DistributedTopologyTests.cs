@@ -97,6 +97,9 @@ public sealed class DistributedTopologyTests(PgliteServer postgres) : IAsyncLife
                 "--urls", "http://127.0.0.1:0", "--grpc-urls", "http://127.0.0.1:0",
                 "--Dapr:GrpcEndpoint", $"http://127.0.0.1:{_agentsSidecar.GrpcPort}", "--Dapr:HttpEndpoint", $"http://127.0.0.1:{_agentsSidecar.HttpPort}",
                 "--Logging:LogLevel:Default", "Warning", "--Auth:AdminKey", AdminKey,
+                // The memory service here embeds with the hashed embedder, whose cosines run lower than the
+                // default model's, for which the shipped recall floor is tuned.
+                "--Agents:RecallMinSimilarity", "0.2",
             ],
             s => s.AddSingleton(_agentsSidecar.Client));
         var addresses = await StartAsync(app);

@@ -46,6 +46,29 @@ public sealed class MemoryApiTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_fact_told_in_other_words_is_recalled_by_the_default_model_after_a_restart()
+    {
+        var dataDir = TestHost.NewDataDir();
+        string told;
+        await using (var first = await TestHost.StartAsync(dataDir, TestCatalogs.Simulated(), "--Memory:Embeddings:Kind", "minilm"))
+        {
+            var (_, reply) = await first.CompleteAsync("concierge", new { prompt = "My sister Ingrid is flying in from Oslo on the 14th", taskType = "chat" });
+            told = reply["interactionId"]!.GetValue<string>();
+            await first.CompleteAsync("concierge", new { prompt = "The quarterly invoice run starts on the first Monday", taskType = "chat" });
+            await first.CompleteAsync("concierge", new { prompt = "Printer paper is ordered from the supplier in Ghent", taskType = "chat" });
+        }
+
+        await using var restarted = await TestHost.StartAsync(dataDir, TestCatalogs.Simulated(), "--Memory:Embeddings:Kind", "minilm");
+        var (status, recalled) = await restarted.SendAsync(HttpMethod.Post, "/platform/agents/concierge/memory/recall",
+            new { query = "When does my sibling land from Norway?", topK = 1 });
+
+        Assert.Equal(200, status);
+        Assert.Equal(told, recalled["memories"]!.AsArray()[0]!["id"]!.GetValue<string>());
+        Assert.Equal("all-MiniLM-L6-v2@384", recalled["embedder"]!.GetValue<string>());
+        Assert.Empty(recalled["queryEmbedding"]?.AsArray() ?? []);
+    }
+
+    [Fact]
     public async Task Recall_finds_the_agents_own_memories_with_filters()
     {
         var (_, invoice) = await _host.CompleteAsync("recaller", new { prompt = "Invoices from Acme go to the billing team in Lyon", taskType = "routing" });

@@ -89,8 +89,10 @@ public sealed class OpenAiCompatibleProviderTests : IDisposable
                 """));
 
         await using var host = await TestHost.StartAsync(TestHost.NewDataDir(), TestCatalogs.Simulated(),
+            "--Memory:Embeddings:Kind", "openai",
             "--Memory:Embeddings:Endpoint", $"{_provider.Url}/v1",
             "--Memory:Embeddings:Model", "embed-test",
+            "--Memory:Embeddings:Dimensions", "768",
             "--Memory:Embeddings:ApiKeySecret", KeyVariable);
         var (status, first) = await host.CompleteAsync("embedded-agent", new { prompt = "Remember the blue folder" });
         Assert.Equal(200, status);
