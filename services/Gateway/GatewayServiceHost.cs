@@ -45,8 +45,15 @@ public static class GatewayServiceHost
         var app = builder.Build();
         app.MapGrpcService<GatewayGrpcService>().RequireDaprAppToken(app.Configuration);
         app.MapServiceDefaults();
-        app.Lifetime.ApplicationStarted.Register(() => app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("PersistentAgents.Gateway")
-            .LogInformation("Gateway service (distributed mode) on {Urls}; catalog {Catalog}", string.Join(", ", app.Urls), catalogPath));
+        app.Lifetime.ApplicationStarted.Register(() =>
+        {
+            var cache = app.Services.GetRequiredService<Microsoft.Extensions.Options.IOptions<ResponseCacheOptions>>().Value;
+            app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("PersistentAgents.Gateway").LogInformation(
+                "Gateway service (distributed mode) on {Urls}; catalog {Catalog}; response cache {Cache}", string.Join(", ", app.Urls), catalogPath,
+                !cache.Enabled ? "off"
+                : cache.Semantic ? $"exact and semantic with {Embedders.IdOf(app.Services.GetRequiredService<Microsoft.Extensions.AI.IEmbeddingGenerator<string, Microsoft.Extensions.AI.Embedding<float>>>())}"
+                : "exact only (Cache:Semantic off)");
+        });
         return app;
     }
 }

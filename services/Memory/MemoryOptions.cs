@@ -37,7 +37,8 @@ public sealed class MemoryOptions
     /// <summary>
     /// Agents whose semantic memory the embedded index keeps in RAM at once; past this the least recently
     /// used agent's partition is unloaded (its graph snapshotted first) and read back from SQLite on its
-    /// next use. Bounds the index at about this many times an agent's memories × 3.3 KB (768 floats + graph).
+    /// next use. Bounds the index at about this many times an agent's memories × its size per memory (3.3 KB
+    /// measured at 768 floats + graph; less at the default model's 384).
     /// </summary>
     public int ResidentAgents { get; set; } = 1_000;
 
