@@ -7,6 +7,7 @@ using System.Net.Http.Json;
 using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.Extensions.DependencyInjection;
+using PersistentAgents.Bench;
 using PersistentAgents.Bench.CompletePath;
 using PersistentAgents.Contracts;
 using PersistentAgents.Host;
@@ -15,19 +16,7 @@ using PersistentAgents.Memory;
 var count = args.SkipWhile(a => a != "--count").Skip(1).Select(a => int.Parse(a, CultureInfo.InvariantCulture)).FirstOrDefault(2_000);
 var dataDir = Path.Combine(Path.GetTempPath(), "pa-bench-complete", Guid.NewGuid().ToString("N"));
 Directory.CreateDirectory(dataDir);
-var catalog = Path.Combine(dataDir, "catalog.yaml");
-await File.WriteAllTextAsync(catalog, """
-    simulated: always
-    providers:
-      - name: sim-instant
-        kind: simulated
-        models:
-          - name: instant
-            inputPricePerMTok: 1
-            outputPricePerMTok: 2
-            quality: 0.9
-            simulation: { quality: 0.9, failureRate: 0, latencyMs: 0 }
-    """);
+var catalog = await BenchEnvironment.WriteInstantCatalogAsync(dataDir);
 
 var timings = new MemoryTimings();
 var app = EmbeddedHost.Build(

@@ -16,6 +16,7 @@ using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.Extensions.AI;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Options;
+using PersistentAgents.Bench;
 using PersistentAgents.Agents;
 using PersistentAgents.Contracts;
 using PersistentAgents.Contracts.V1;
@@ -64,19 +65,7 @@ async Task<string> RetrievalAsync(string kind)
 {
     var dataDir = Path.Combine(Path.GetTempPath(), "pa-bench-memory", Guid.NewGuid().ToString("N"));
     Directory.CreateDirectory(dataDir);
-    var catalog = Path.Combine(dataDir, "catalog.yaml");
-    await File.WriteAllTextAsync(catalog, """
-        simulated: always
-        providers:
-          - name: sim-instant
-            kind: simulated
-            models:
-              - name: instant
-                inputPricePerMTok: 1
-                outputPricePerMTok: 2
-                quality: 0.9
-                simulation: { quality: 0.9, failureRate: 0, latencyMs: 0 }
-        """);
+    var catalog = await BenchEnvironment.WriteInstantCatalogAsync(dataDir);
     var app = EmbeddedHost.Build(
         ["--urls", "http://127.0.0.1:0", "--grpc-urls", "http://127.0.0.1:0", "--data-dir", dataDir, "--catalog", catalog,
          "--Logging:LogLevel:Default", "Warning", "--Memory:Embeddings:Kind", kind]);

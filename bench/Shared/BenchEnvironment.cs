@@ -50,6 +50,29 @@ internal static class BenchEnvironment
         Path.Combine(root, "services", "Host", "bin", BuildConfiguration, "net10.0", "PersistentAgents.Host.dll");
 
     /// <summary>
+    /// Writes, into <paramref name="folder"/>, a catalog of one simulated model that answers at once and never
+    /// fails, so that a benchmark of the host measures the host and not a provider's latency.
+    /// </summary>
+    /// <returns>The catalog's path.</returns>
+    public static async Task<string> WriteInstantCatalogAsync(string folder)
+    {
+        var path = Path.Combine(folder, "catalog.yaml");
+        await File.WriteAllTextAsync(path, """
+            simulated: always
+            providers:
+              - name: sim-instant
+                kind: simulated
+                models:
+                  - name: instant
+                    inputPricePerMTok: 1
+                    outputPricePerMTok: 2
+                    quality: 0.9
+                    simulation: { quality: 0.9, failureRate: 0, latencyMs: 0 }
+            """);
+        return path;
+    }
+
+    /// <summary>
     /// Puts a benchmark's report between <c>&lt;!-- {marker}:begin --&gt;</c> and <c>&lt;!-- {marker}:end --&gt;</c> in a
     /// document, or appends it under a new <paramref name="heading"/> when the markers are not there yet.
     /// </summary>
