@@ -59,7 +59,7 @@ public sealed class MemoryService(
         var filter = new VectorFilter(request.TaskType.Length == 0 ? null : request.TaskType, request.SuccessfulOnly);
         var matches = await vectors.SearchAsync(scope, query, Math.Max(1, request.TopK), request.MinSimilarity, filter, cancellationToken);
         var reply = new RecallReply { Embedder = vectors.Embedder, QueryTruncated = Embedders.WasTruncated(embedding) };
-        reply.QueryEmbedding.AddRange(query.ToArray());
+        reply.QueryEmbedding.AddRange(query);
         var stale = staleMemory?.NoneLeft == true ? 0 : await vectors.CountStaleAsync(scope, cancellationToken);
         if (stale > 0)
         {
@@ -188,13 +188,13 @@ public sealed class MemoryService(
     /// endpoint that answers with other dimensions than it declared is refused, not stored beside the rest.
     /// </summary>
     public async Task<ReadOnlyMemory<float>> EmbedAsync(string text, CancellationToken cancellationToken) =>
-        UnitLength((await embedder.GenerateAsync([text], cancellationToken: cancellationToken))[0].Vector);
+        (await EmbedAsync([text], cancellationToken))[0];
 
     /// <summary>Several texts in one call, so that a batching embedder runs them as one batch.</summary>
     public async Task<IReadOnlyList<ReadOnlyMemory<float>>> EmbedAsync(IReadOnlyList<string> texts, CancellationToken cancellationToken) =>
-        [.. (await embedder.GenerateAsync(texts, cancellationToken: cancellationToken)).Select(e => UnitLength(e.Vector))];
+        [.. (await embedder.GenerateAsync(texts, cancellationToken: cancellationToken)).Select(e => (ReadOnlyMemory<float>)UnitLength(e.Vector))];
 
-    private ReadOnlyMemory<float> UnitLength(ReadOnlyMemory<float> generated)
+    private float[] UnitLength(ReadOnlyMemory<float> generated)
     {
         var vector = generated.ToArray();
         if (_dimensions is { } declared && vector.Length != declared)
