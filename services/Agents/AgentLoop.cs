@@ -93,7 +93,7 @@ public sealed class AgentLoop(
                 reason => $"gateway: unavailable ({reason})",
                 token => onDelta is null
                     ? gateway.CompleteAsync(gatewayRequest, token)
-                    : gateway.CompleteStreamingAsync(gatewayRequest, onDelta, token));
+                    : gateway.CompleteStreamingAsync(gatewayRequest, (delta, ct) => delta.Text.Length > 0 ? onDelta(delta.Text, ct) : ValueTask.CompletedTask, token));
         }
 
         if (result.BudgetExhausted)

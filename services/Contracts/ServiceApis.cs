@@ -57,11 +57,12 @@ public interface IGatewayApi
     Task<GatewayReply> CompleteAsync(GatewayRequest request, CancellationToken cancellationToken);
 
     /// <summary>
-    /// Like <see cref="CompleteAsync"/>, handing each piece of text to <paramref name="onDelta"/> as the
-    /// provider produces it. Candidates are tried in order until one has sent text; after that no fallback
-    /// is possible, and a break is reported in <c>StreamError</c>.
+    /// Like <see cref="CompleteAsync"/>, handing each piece of the reply (text, or a whole tool call) to
+    /// <paramref name="onDelta"/> as the provider produces it; the first piece names the arm that answers.
+    /// Candidates are tried in order until one has sent something; after that no fallback is possible, and a
+    /// break is reported in <c>StreamError</c>.
     /// </summary>
-    Task<GatewayReply> CompleteStreamingAsync(GatewayRequest request, Func<string, CancellationToken, ValueTask> onDelta, CancellationToken cancellationToken);
+    Task<GatewayReply> CompleteStreamingAsync(GatewayRequest request, Func<GatewayDelta, CancellationToken, ValueTask> onDelta, CancellationToken cancellationToken);
 
     Task<ModelCatalog> ListModelsAsync(ListModelsRequest request, CancellationToken cancellationToken);
 

@@ -34,10 +34,10 @@ public sealed class GatewayService(
     public Task<GatewayReply> CompleteAsync(GatewayRequest request, CancellationToken cancellationToken) =>
         CompleteAsync(request, onDelta: null, cancellationToken);
 
-    public Task<GatewayReply> CompleteStreamingAsync(GatewayRequest request, Func<string, CancellationToken, ValueTask> onDelta, CancellationToken cancellationToken) =>
+    public Task<GatewayReply> CompleteStreamingAsync(GatewayRequest request, Func<GatewayDelta, CancellationToken, ValueTask> onDelta, CancellationToken cancellationToken) =>
         CompleteAsync(request, onDelta, cancellationToken);
 
-    private async Task<GatewayReply> CompleteAsync(GatewayRequest request, Func<string, CancellationToken, ValueTask>? onDelta, CancellationToken cancellationToken)
+    private async Task<GatewayReply> CompleteAsync(GatewayRequest request, Func<GatewayDelta, CancellationToken, ValueTask>? onDelta, CancellationToken cancellationToken)
     {
         var started = timeProvider.GetTimestamp();
         var lookup = await cache.LookupAsync(request, cancellationToken);
@@ -46,7 +46,7 @@ public sealed class GatewayService(
         {
             if (onDelta is not null)
             {
-                await onDelta(cached.Text, cancellationToken);
+                await onDelta(new GatewayDelta { Text = cached.Text, Arm = cached.Arm, Simulated = cached.Simulated, CacheHit = true }, cancellationToken);
             }
 
             return FromCache(cached, lookup.Hit, started);
@@ -94,7 +94,7 @@ public sealed class GatewayService(
 
     private async Task TryCandidatesAsync(
         GatewayRequest request, List<ArmRef> candidates, List<AiChatMessage> messages, int inputTokens, GatewayReply reply,
-        Action<string> refuseForBudget, Func<string, CancellationToken, ValueTask>? onDelta, CancellationToken cancellationToken)
+        Action<string> refuseForBudget, Func<GatewayDelta, CancellationToken, ValueTask>? onDelta, CancellationToken cancellationToken)
     {
         var streamed = new StreamProgress();
         foreach (var arm in candidates)
@@ -177,7 +177,7 @@ public sealed class GatewayService(
     /// a failure is not retryable, whatever its cause: a retry would send the caller a second beginning.
     /// </summary>
     private static async Task<ProviderCompletion> StreamAsync(
-        ActiveModel model, string taskType, List<AiChatMessage> messages, ReplyFormat format, Func<string, CancellationToken, ValueTask> onDelta, StreamProgress streamed, CancellationToken cancellationToken)
+        ActiveModel model, string taskType, List<AiChatMessage> messages, ReplyFormat format, Func<GatewayDelta, CancellationToken, ValueTask> onDelta, StreamProgress streamed, CancellationToken cancellationToken)
     {
         var text = new System.Text.StringBuilder();
         ProviderChunk? last = null;
@@ -188,8 +188,15 @@ public sealed class GatewayService(
                 if (chunk.TextDelta.Length > 0)
                 {
                     text.Append(chunk.TextDelta);
+                    var delta = new GatewayDelta { Text = chunk.TextDelta };
+                    if (streamed.Characters == 0)
+                    {
+                        delta.Arm = new ArmRef { Provider = model.Provider.Name, Model = model.Definition.Name };
+                        delta.Simulated = model.Provider.Simulated;
+                    }
+
                     streamed.Characters += chunk.TextDelta.Length;
-                    await onDelta(chunk.TextDelta, cancellationToken);
+                    await onDelta(delta, cancellationToken);
                 }
 
                 last = chunk.IsLast ? chunk : last;

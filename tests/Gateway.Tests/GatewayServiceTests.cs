@@ -165,7 +165,7 @@ public sealed class GatewayServiceTests
         var healthy = new ScriptedProvider("healthy", ScriptedProvider.Reply("streamed from healthy"));
         var deltas = new List<string>();
         var reply = await Gateway([dead, healthy], new ResilienceOptions { MaxRetries = 0 })
-            .CompleteStreamingAsync(Request("hello"), (d, _) => { deltas.Add(d); return ValueTask.CompletedTask; }, CancellationToken.None);
+            .CompleteStreamingAsync(Request("hello"), (d, _) => { deltas.Add(d.Text); return ValueTask.CompletedTask; }, CancellationToken.None);
         Assert.True(reply.Success);
         Assert.Equal("streamed from healthy", string.Concat(deltas));
         Assert.Equal(reply.Text, string.Concat(deltas));
@@ -173,7 +173,7 @@ public sealed class GatewayServiceTests
         var cut = new ScriptedProvider("cut", ScriptedProvider.BreakAfter(3));
         var never = new ScriptedProvider("never", ScriptedProvider.Reply());
         deltas.Clear();
-        var broken = await Gateway([cut, never]).CompleteStreamingAsync(Request("hello"), (d, _) => { deltas.Add(d); return ValueTask.CompletedTask; }, CancellationToken.None);
+        var broken = await Gateway([cut, never]).CompleteStreamingAsync(Request("hello"), (d, _) => { deltas.Add(d.Text); return ValueTask.CompletedTask; }, CancellationToken.None);
         Assert.False(broken.Success);
         Assert.Equal("word word word", string.Concat(deltas));
         Assert.StartsWith("cut/m broke after 14 characters were sent", broken.StreamError, StringComparison.Ordinal);

@@ -74,13 +74,13 @@ public sealed class GatewayApiClient(DaprServiceInvocation dapr) : IGatewayApi
 
     public Task<GatewayReply> CompleteAsync(GatewayRequest request, CancellationToken cancellationToken) => _client.CompleteAsync(request, To(cancellationToken)).ResponseAsync;
 
-    public async Task<GatewayReply> CompleteStreamingAsync(GatewayRequest request, Func<string, CancellationToken, ValueTask> onDelta, CancellationToken cancellationToken)
+    public async Task<GatewayReply> CompleteStreamingAsync(GatewayRequest request, Func<GatewayDelta, CancellationToken, ValueTask> onDelta, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(onDelta);
         var reply = await CompleteAsync(request, cancellationToken);
         if (reply.Success && reply.Text.Length > 0)
         {
-            await onDelta(reply.Text, cancellationToken);
+            await onDelta(new GatewayDelta { Text = reply.Text, Arm = reply.Arm, Simulated = reply.Simulated, CacheHit = reply.CacheHit }, cancellationToken);
         }
 
         return reply;
