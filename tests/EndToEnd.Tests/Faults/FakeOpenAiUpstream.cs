@@ -223,7 +223,7 @@ public sealed class FakeOpenAiUpstream : IAsyncDisposable
         switch (reply.Fault)
         {
             case StreamFault.Cut:
-                Reset(context);
+                await CutAsync(context, token);
                 break;
             case StreamFault.Stall:
                 await Task.Delay(Timeout.Infinite, token);
@@ -355,7 +355,7 @@ public sealed class FakeOpenAiUpstream : IAsyncDisposable
         switch (fault)
         {
             case StreamFault.Cut:
-                Reset(context);
+                await CutAsync(context, token);
                 break;
             case StreamFault.Stall:
                 await Task.Delay(Timeout.Infinite, token);
@@ -379,6 +379,16 @@ public sealed class FakeOpenAiUpstream : IAsyncDisposable
         ["completion_tokens"] = reply.CompletionTokens,
         ["total_tokens"] = reply.PromptTokens + reply.CompletionTokens,
     };
+
+    /// <summary>
+    /// Closes the connection in the middle of the body (no terminating chunk), once what was sent had time to be read:
+    /// a reset right away could make the receiving side discard data it had not read yet.
+    /// </summary>
+    private static async Task CutAsync(HttpContext context, CancellationToken token)
+    {
+        await Task.Delay(TimeSpan.FromMilliseconds(150), token);
+        context.Abort();
+    }
 
     /// <summary>Drops the connection with a TCP reset (linger 0), whatever was sent on it so far.</summary>
     private static void Reset(HttpContext context)
@@ -405,7 +415,7 @@ public enum StreamFault
 {
     None,
 
-    /// <summary>The connection is reset mid-answer: no finish chunk, no <c>[DONE]</c>.</summary>
+    /// <summary>The connection is closed mid-answer: no finish chunk, no <c>[DONE]</c>, no end of the chunked body.</summary>
     Cut,
 
     /// <summary>Nothing more is sent and the connection stays open.</summary>
