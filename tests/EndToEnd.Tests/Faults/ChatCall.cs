@@ -48,6 +48,19 @@ public sealed class ChatCall
         .SelectMany(c => c["choices"]!.AsArray())
         .Select(choice => choice!["delta"]?["content"]?.GetValue<string>()));
 
+    /// <summary>The streamed tool calls, their deltas joined per index as OpenAI's clients join them.</summary>
+    public IReadOnlyList<(string? Id, string Name, string Arguments)> StreamedToolCalls =>
+    [
+        .. Chunks.SelectMany(c => c["choices"]!.AsArray())
+            .SelectMany(choice => choice!["delta"]?["tool_calls"]?.AsArray() ?? [])
+            .GroupBy(call => call!["index"]!.GetValue<int>())
+            .OrderBy(calls => calls.Key)
+            .Select(calls => (
+                Id: calls.Select(c => c!["id"]?.GetValue<string>()).FirstOrDefault(id => id is not null),
+                Name: string.Concat(calls.Select(c => c!["function"]?["name"]?.GetValue<string>())),
+                Arguments: string.Concat(calls.Select(c => c!["function"]?["arguments"]?.GetValue<string>())))),
+    ];
+
     public IReadOnlyList<string> FinishReasons =>
     [
         .. Chunks.SelectMany(c => c["choices"]!.AsArray())
@@ -131,6 +144,9 @@ public static class FaultHost
 {
     public const string KeyVariable = "PA_TEST_FAULTS_OPENAI_KEY";
 
+    /// <summary>The API key every fake provider gets, from <see cref="KeyVariable"/>.</summary>
+    public const string Key = "sk-fault-test";
+
     /// <summary>
     /// Limits at test scale: 1 s to the first token and 1 s of stall per model (in the catalog), a 5 s deadline for
     /// the whole request, two retries 20 ms apart, no response cache (each test repeats its prompts on purpose).
@@ -147,7 +163,7 @@ public static class FaultHost
 
     public static Task<TestHost> StartAsync(FakeProvider[] providers, string[] settings)
     {
-        Environment.SetEnvironmentVariable(KeyVariable, "sk-fault-test");
+        Environment.SetEnvironmentVariable(KeyVariable, Key);
         return TestHost.StartAsync(TestHost.NewDataDir(), Catalog(providers), [.. Settings, .. settings]);
     }
 

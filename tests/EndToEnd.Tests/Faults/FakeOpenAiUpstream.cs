@@ -107,15 +107,16 @@ public sealed class FakeOpenAiUpstream : IAsyncDisposable
     {
         using var reading = new StreamReader(context.Request.Body, Encoding.UTF8);
         var body = JsonNode.Parse(await reading.ReadToEndAsync(context.RequestAborted))!.AsObject();
+        var request = new RecordedRequest(body, _clock.Elapsed, context.Request.Headers.Authorization.ToString());
         lock (_requests)
         {
-            _requests.Add(new RecordedRequest(body, _clock.Elapsed, context.Request.Headers.Authorization.ToString()));
+            _requests.Add(request);
         }
 
         var behaviour = _script.TryDequeue(out var next) ? next : Default;
         while (behaviour is UpstreamBehaviour.Decided decided)
         {
-            behaviour = decided.Choose(body);
+            behaviour = decided.Choose(request);
         }
 
         using var ended = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted, _stopping.Token);
@@ -277,11 +278,6 @@ public sealed class FakeOpenAiUpstream : IAsyncDisposable
 
             await WriteEventAsync(response, JsonSerializer.Serialize(chunk, Compact), token);
             sent += countsAsChunk ? 1 : 0;
-            if (countsAsChunk && reply.ChunkInterval > TimeSpan.Zero)
-            {
-                await Task.Delay(reply.ChunkInterval, token);
-            }
-
             return true;
         }
 
@@ -437,7 +433,7 @@ public abstract record UpstreamBehaviour
 
     /// <summary>A normal answer: the text in word chunks (streamed), with the given usage.</summary>
     public static Reply Answer(string text, int promptTokens = 40, int completionTokens = 12) =>
-        new(text, [], promptTokens, completionTokens, TimeSpan.Zero, TimeSpan.Zero, StreamFault.None, 0);
+        new(text, [], promptTokens, completionTokens, TimeSpan.Zero, StreamFault.None, 0);
 
     /// <summary>An OpenAI error answer: <c>{"error":{message,type,param,code}}</c>, with a Retry-After header when given.</summary>
     public static Failure Fail(int status, string type, string? code, string message, string? param = null, TimeSpan? retryAfter = null) =>
@@ -455,9 +451,9 @@ public abstract record UpstreamBehaviour
     /// <summary>The request is read and never answered: no status line, no headers.</summary>
     public static UpstreamBehaviour AcceptThenSilent { get; } = new Silent();
 
-    /// <summary>Decides per request, from its body (e.g. a refusal of a trailing assistant message).</summary>
+    /// <summary>Decides per request, from what it asks (e.g. a refusal of a trailing assistant message).</summary>
     public static UpstreamBehaviour When(Func<RecordedRequest, bool> condition, UpstreamBehaviour then, UpstreamBehaviour otherwise) =>
-        new Decided(body => condition(new RecordedRequest(body, TimeSpan.Zero, "")) ? then : otherwise);
+        new Decided(request => condition(request) ? then : otherwise);
 
     /// <summary>Decides per request, e.g. from a switch the test flips over time.</summary>
     public static UpstreamBehaviour Decide(Func<UpstreamBehaviour> choose) => new Decided(_ => choose());
@@ -468,14 +464,11 @@ public abstract record UpstreamBehaviour
         int PromptTokens,
         int CompletionTokens,
         TimeSpan FirstTokenDelay,
-        TimeSpan ChunkInterval,
         StreamFault Fault,
         int FaultAfterChunks) : UpstreamBehaviour
     {
         /// <summary>Waits this long after the headers (streamed) or before the answer (not streamed).</summary>
         public Reply WithFirstTokenAfter(TimeSpan delay) => this with { FirstTokenDelay = delay };
-
-        public Reply WithChunkInterval(TimeSpan interval) => this with { ChunkInterval = interval };
 
         /// <summary>Breaks the stream as <paramref name="fault"/> says once <paramref name="afterChunks"/> chunks went out.</summary>
         public Reply BreakingWith(StreamFault fault, int afterChunks = 0) => this with { Fault = fault, FaultAfterChunks = afterChunks };
@@ -503,5 +496,5 @@ public abstract record UpstreamBehaviour
 
     internal sealed record Silent : UpstreamBehaviour;
 
-    internal sealed record Decided(Func<JsonObject, UpstreamBehaviour> Choose) : UpstreamBehaviour;
+    internal sealed record Decided(Func<RecordedRequest, UpstreamBehaviour> Choose) : UpstreamBehaviour;
 }

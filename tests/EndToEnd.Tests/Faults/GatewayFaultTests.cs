@@ -382,6 +382,41 @@ public static class GatewayFaultTests
         }
     }
 
+    /// <summary>A provider's tool call, streamed in fragments by a fallback, reaches the client whole.</summary>
+    public sealed class ToolCalls
+    {
+        [Fact]
+        public async Task A_tool_call_streamed_by_the_fallback_reaches_the_client_with_its_arguments()
+        {
+            await using var primary = await FakeOpenAiUpstream.StartAsync("model-a");
+            await using var fallback = await FakeOpenAiUpstream.StartAsync("model-b");
+            primary.Default = ServerError(503);
+            fallback.Default = UpstreamBehaviour.Answer("").CallingTool("lookup_invoice", """{"invoice":"4487"}""");
+            await using var host = await FaultHost.StartAsync(
+                Primary(primary) with { Capabilities = ["streaming", "tools"] }, Fallback(fallback) with { Capabilities = ["streaming", "tools"] });
+            var request = ChatCall.Request("Who owes invoice 4487?", stream: true);
+            request["tools"] = JsonNode.Parse("""
+                [{"type":"function","function":{"name":"lookup_invoice","description":"Finds an invoice by its number.",
+                  "parameters":{"type":"object","properties":{"invoice":{"type":"string"}},"required":["invoice"]}}}]
+                """);
+
+            var call = await ChatCall.PostAsync(host, request);
+
+            Assert.True(call.Status == 200, call.ToString());
+            Assert.Null(call.StreamError);
+            var (id, name, arguments) = Assert.Single(call.StreamedToolCalls);
+            Assert.False(string.IsNullOrEmpty(id));
+            Assert.Equal("lookup_invoice", name);
+            Assert.Equal("4487", JsonNode.Parse(arguments)!["invoice"]!.GetValue<string>());
+            Assert.Equal(["tool_calls"], call.FinishReasons);
+            Assert.True(call.Done, call.ToString());
+            Assert.Equal("fallback", call.Header("x-pa-provider"));
+            Assert.Equal(3, primary.Count);
+            var forwarded = Assert.Single(fallback.Requests);
+            Assert.Equal("lookup_invoice", forwarded.Body["tools"]![0]!["function"]!["name"]!.GetValue<string>());
+        }
+    }
+
     /// <summary>Usage and cost are those of the provider that answered, at its prices.</summary>
     public sealed class Costs
     {
@@ -420,6 +455,7 @@ public static class GatewayFaultTests
             Assert.Equal(fallbackCost, double.Parse(plain.Header("x-pa-cost-usd")!, CultureInfo.InvariantCulture), 12);
             Assert.Equal(2, primary.Count);
             Assert.Equal(2, fallback.Count);
+            Assert.All(fallback.Requests, r => Assert.Equal($"Bearer {FaultHost.Key}", r.Authorization));
         }
     }
 }
