@@ -15,7 +15,7 @@ public sealed class ChatClientProviderTests
         using var fake = new FakeProvider(kind);
         fake.Answer(200, fake.ReplyBody());
 
-        var completion = await fake.Provider.CompleteAsync(FakeProvider.Model, "email_routing", FakeProvider.Messages, ReplyFormat.Text, CancellationToken.None);
+        var completion = await fake.Provider.CompleteAsync(FakeProvider.Model, "email_routing", FakeProvider.Messages, new Microsoft.Extensions.AI.ChatOptions(), CancellationToken.None);
 
         Assert.Equal("Send it to billing.", completion.Text);
         Assert.Equal(150, completion.InputTokens); // Anthropic: 20 uncached + 100 cache reads + 30 cache writes
@@ -152,14 +152,15 @@ public sealed class ChatClientProviderTests
     [Theory]
     [InlineData("openai")]
     [InlineData("anthropic")]
-    public async Task A_provider_slower_than_its_timeout_is_retryable(string kind)
+    public async Task A_provider_slower_than_its_timeout_is_a_timeout_that_is_not_retried(string kind)
     {
         using var fake = new FakeProvider(kind, timeoutSeconds: 0.5);
         fake.Answer(200, fake.ReplyBody(), delay: TimeSpan.FromSeconds(3));
 
         var failure = await FailureOf(fake);
 
-        Assert.True(failure.Retryable);
+        Assert.Equal(ProviderFailure.Timeout, failure.Failure);
+        Assert.False(failure.Retryable);
         Assert.Contains("timed out", failure.Message, StringComparison.Ordinal);
     }
 
@@ -173,7 +174,7 @@ public sealed class ChatClientProviderTests
         using var cancel = new CancellationTokenSource(TimeSpan.FromMilliseconds(200));
 
         await Assert.ThrowsAnyAsync<OperationCanceledException>(
-            () => fake.Provider.CompleteAsync(FakeProvider.Model, "t", FakeProvider.Messages, ReplyFormat.Text, cancel.Token));
+            () => fake.Provider.CompleteAsync(FakeProvider.Model, "t", FakeProvider.Messages, new Microsoft.Extensions.AI.ChatOptions(), cancel.Token));
     }
 
     [Theory]
@@ -211,5 +212,5 @@ public sealed class ChatClientProviderTests
     }
 
     private static Task<ProviderException> FailureOf(FakeProvider fake) => Assert.ThrowsAsync<ProviderException>(
-        () => fake.Provider.CompleteAsync(FakeProvider.Model, "email_routing", FakeProvider.Messages, ReplyFormat.Text, CancellationToken.None));
+        () => fake.Provider.CompleteAsync(FakeProvider.Model, "email_routing", FakeProvider.Messages, new Microsoft.Extensions.AI.ChatOptions(), CancellationToken.None));
 }
