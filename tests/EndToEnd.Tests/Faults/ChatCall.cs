@@ -148,8 +148,9 @@ public static class FaultHost
     public const string Key = "sk-fault-test";
 
     /// <summary>
-    /// Limits at test scale: 1 s to the first token and 1 s of stall per model (in the catalog), a 5 s deadline for
-    /// the whole request, two retries 20 ms apart, no response cache (each test repeats its prompts on purpose).
+    /// Limits at test scale: 1 s to the first token and 1 s of stall per model (in the catalog; the providers' own
+    /// timeout stays at 10 s, so that a test can tell which limit acted), a 5 s deadline for the whole request, two
+    /// retries 20 ms apart, no response cache (each test repeats its prompts on purpose).
     /// </summary>
     public static readonly string[] Settings =
     [
@@ -177,7 +178,7 @@ public static class FaultHost
                     kind: openai
                     endpoint: {p.Upstream.Endpoint}
                     apiKeySecret: {KeyVariable}
-                    timeoutSeconds: 3
+                    timeoutSeconds: 10
                     models:
                       - name: {p.Upstream.Model}
                         inputPricePerMTok: {p.InputPricePerMTok}
