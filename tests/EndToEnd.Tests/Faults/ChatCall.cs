@@ -160,12 +160,28 @@ public static class FaultHost
         "--Cache:Enabled", "false",
     ];
 
+    private static readonly Lazy<Task> s_warmedUp = new(WarmUpAsync);
+
     public static Task<TestHost> StartAsync(params FakeProvider[] providers) => StartAsync(providers, []);
 
-    public static Task<TestHost> StartAsync(FakeProvider[] providers, string[] settings)
+    public static async Task<TestHost> StartAsync(FakeProvider[] providers, string[] settings)
     {
         Environment.SetEnvironmentVariable(KeyVariable, Key);
-        return TestHost.StartAsync(TestHost.NewDataDir(), Catalog(providers), [.. Settings, .. settings]);
+        await s_warmedUp.Value;
+        return await TestHost.StartAsync(TestHost.NewDataDir(), Catalog(providers), [.. Settings, .. settings]);
+    }
+
+    /// <summary>
+    /// One streamed and one plain call through a provider of kind openai, once per test run: the first call in a
+    /// process compiles Kestrel's, the SDK's and the gateway's paths, which on a busy machine can take longer than the
+    /// 1 s limits under test, and would make a test's first attempt time out for a reason that is not its fault.
+    /// </summary>
+    private static async Task WarmUpAsync()
+    {
+        await using var upstream = await FakeOpenAiUpstream.StartAsync("warm-up");
+        await using var host = await TestHost.StartAsync(TestHost.NewDataDir(), Catalog([new FakeProvider("warm-up", upstream)]), Settings);
+        await ChatCall.StreamAsync(host, "Warm up the streamed path");
+        await ChatCall.CompleteAsync(host, "Warm up the plain path");
     }
 
     public static string Catalog(IEnumerable<FakeProvider> providers)

@@ -105,12 +105,27 @@ public sealed class FakeOpenAiUpstream : IAsyncDisposable
 
     private async Task HandleAsync(HttpContext context)
     {
-        using var reading = new StreamReader(context.Request.Body, Encoding.UTF8);
-        var body = JsonNode.Parse(await reading.ReadToEndAsync(context.RequestAborted))!.AsObject();
-        var request = new RecordedRequest(body, _clock.Elapsed, context.Request.Headers.Authorization.ToString());
+        var arrivedAt = _clock.Elapsed;
+        JsonObject body;
+        try
+        {
+            using var reading = new StreamReader(context.Request.Body, Encoding.UTF8);
+            body = JsonNode.Parse(await reading.ReadToEndAsync(context.RequestAborted))!.AsObject();
+        }
+        catch (Exception e) when (e is OperationCanceledException or IOException)
+        {
+            body = []; // the caller gave up while sending: it still reached this provider
+        }
+
+        var request = new RecordedRequest(body, arrivedAt, context.Request.Headers.Authorization.ToString());
         lock (_requests)
         {
             _requests.Add(request);
+        }
+
+        if (context.RequestAborted.IsCancellationRequested)
+        {
+            return;
         }
 
         var behaviour = _script.TryDequeue(out var next) ? next : Default;
