@@ -181,4 +181,36 @@ public sealed class OpenAiStreamingTests
         Assert.Equal(0, chunks[^1]["usage"]!["x_pa_cost_usd"]!.GetValue<double>());
         Assert.Equal(0, chunks[^1]["usage"]!["completion_tokens"]!.GetValue<long>());
     }
+
+    [Fact]
+    public async Task A_client_that_disconnects_mid_stream_cancels_the_turn_upstream()
+    {
+        // About two seconds of words; had the turn gone on without the client, it would be recorded by the end.
+        await using var host = await TestHost.StartAsync(TestHost.NewDataDir(), """
+            simulated: always
+            providers:
+              - name: sim-slow
+                kind: simulated
+                models:
+                  - name: slow
+                    inputPricePerMTok: 1
+                    outputPricePerMTok: 2
+                    quality: 0.5
+                    simulation: { quality: 0.5, failureRate: 0, latencyMs: 2000 }
+            """);
+
+        // A client that closes the connection when the response is disposed, instead of reading the rest to reuse it.
+        using (var client = new HttpClient(new SocketsHttpHandler { MaxResponseDrainSize = 0 }) { BaseAddress = host.Rest.BaseAddress })
+        using (var request = ChatRequest($$"""{"model":"agent/slowpoke","stream":true,"messages":[{{Question}}]}"""))
+        using (var response = await client.SendAsync(request, HttpCompletionOption.ResponseHeadersRead))
+        {
+            Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+            using var reader = new StreamReader(await response.Content.ReadAsStreamAsync());
+            Assert.StartsWith("data: ", await reader.ReadLineAsync(), StringComparison.Ordinal);
+        }
+
+        await Task.Delay(TimeSpan.FromSeconds(3));
+        var (status, stats) = await host.SendAsync(HttpMethod.Get, "/platform/agents/slowpoke/stats");
+        Assert.True(status == 404, stats.ToJsonString()); // no interaction was recorded: the turn ended with the connection
+    }
 }
