@@ -337,7 +337,9 @@ public sealed class OpenAiCompatibleApiTests(OpenAiCompatibleApiTests.SharedHost
     [Theory]
     [InlineData("POST", "/v1/responses")]
     [InlineData("GET", "/v1/responses/resp_123")]
-    public async Task The_responses_api_is_a_404_openai_error_pointing_to_chat_completions(string method, string path)
+    [InlineData("POST", "/v1/assistants")]
+    [InlineData("GET", "/v1/chat/completions")]
+    public async Task The_responses_api_and_other_v1_routes_are_a_404_openai_error_pointing_to_chat_completions(string method, string path)
     {
         using var request = new HttpRequestMessage(new HttpMethod(method), path)
         {

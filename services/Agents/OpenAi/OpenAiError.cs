@@ -20,8 +20,12 @@ internal readonly record struct OpenAiError(int Status, string Message, string T
         string.Create(CultureInfo.InvariantCulture, $"body: is {bytes} bytes, the limit is {limit}"), "invalid_request_error", null, "request_too_large");
 
     /// <summary>The Responses API is not served: one protocol, chat completions, carries every model and agent.</summary>
-    public static OpenAiError UnsupportedEndpoint(string path) => new(StatusCodes.Status404NotFound,
-        $"{path} is not supported by this server; use POST /v1/chat/completions, which serves the same models and agents (model \"agent/<name>\")",
+    public static OpenAiError ResponsesUnsupported() => new(StatusCodes.Status404NotFound,
+        "/v1/responses is not supported by this server; use POST /v1/chat/completions, which serves the same models and agents (model \"agent/<name>\")",
+        "invalid_request_error", null, "unsupported_endpoint");
+
+    public static OpenAiError UnknownEndpoint(string method, string path) => new(StatusCodes.Status404NotFound,
+        $"{method} {path} is not an endpoint of this server; it serves POST /v1/chat/completions and GET /v1/models",
         "invalid_request_error", null, "unsupported_endpoint");
 
     public static OpenAiError BudgetExceeded(string message) =>
@@ -65,26 +69,31 @@ internal readonly record struct OpenAiError(int Status, string Message, string T
     }
 
     /// <summary>
-    /// A refusal that came as a gRPC status: the gateway's in distributed mode, an agent turn's in both. The
-    /// field a message starts with (<c>"prompt: ..."</c>) is its param.
+    /// A refusal that came as a gRPC status: the gateway's in distributed mode, an agent turn's in both.
     /// </summary>
     public static OpenAiError Of(RpcException e)
     {
         ArgumentNullException.ThrowIfNull(e);
-        var message = e.Status.Detail;
+        return Of(e.StatusCode, e.Status.Detail);
+    }
+
+    /// <summary>A refusal by status and message; the field a bad request's message starts with (<c>"prompt: ..."</c>) is its param.</summary>
+    public static OpenAiError Of(StatusCode code, string message)
+    {
+        ArgumentNullException.ThrowIfNull(message);
         var colon = message.IndexOf(':', StringComparison.Ordinal);
-        var param = colon > 0 && !message.AsSpan(0, colon).Contains(' ') ? message[..colon] : null;
-        return e.StatusCode switch
+        var field = colon > 0 && !message.AsSpan(0, colon).Contains(' ') ? message[..colon] : null;
+        return code switch
         {
-            StatusCode.InvalidArgument or StatusCode.OutOfRange => Invalid(param, message, "invalid_value"),
-            StatusCode.FailedPrecondition => Invalid(param, message, "failed_precondition"),
-            StatusCode.ResourceExhausted when param == "budget" => BudgetExceeded(message),
-            StatusCode.ResourceExhausted => new(StatusCodes.Status429TooManyRequests, message, "rate_limit_error", param, "rate_limit_exceeded"),
-            StatusCode.PermissionDenied => new(StatusCodes.Status403Forbidden, message, "permission_error", param, "permission_denied"),
-            StatusCode.Unauthenticated => new(StatusCodes.Status401Unauthorized, message, "authentication_error", param, "unauthenticated"),
-            StatusCode.NotFound => new(StatusCodes.Status404NotFound, message, "invalid_request_error", param, "not_found"),
+            StatusCode.InvalidArgument or StatusCode.OutOfRange => Invalid(field, message, "invalid_value"),
+            StatusCode.FailedPrecondition => Invalid(field, message, "failed_precondition"),
+            StatusCode.ResourceExhausted when field == "budget" => BudgetExceeded(message),
+            StatusCode.ResourceExhausted => new(StatusCodes.Status429TooManyRequests, message, "rate_limit_error", null, "rate_limit_exceeded"),
+            StatusCode.PermissionDenied => new(StatusCodes.Status403Forbidden, message, "permission_error", null, "permission_denied"),
+            StatusCode.Unauthenticated => new(StatusCodes.Status401Unauthorized, message, "authentication_error", null, "invalid_api_key"),
+            StatusCode.NotFound => new(StatusCodes.Status404NotFound, message, "invalid_request_error", field, "not_found"),
             StatusCode.DeadlineExceeded => new(StatusCodes.Status504GatewayTimeout, message, "server_error", null, "timeout"),
-            StatusCode.Unavailable when param == "stream" => StreamInterrupted(message),
+            StatusCode.Unavailable when field == "stream" => StreamInterrupted(message),
             StatusCode.Unavailable => new(StatusCodes.Status503ServiceUnavailable, message, "server_error", null,
                 message.StartsWith("every provider failed", StringComparison.Ordinal) ? "all_candidates_failed" : "unavailable"),
             _ => new(StatusCodes.Status500InternalServerError, message, "server_error", null, "internal_error"),
