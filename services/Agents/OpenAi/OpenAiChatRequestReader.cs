@@ -1,9 +1,7 @@
 using System.Buffers;
-using System.Globalization;
 using System.IO.Pipelines;
 using System.Text;
 using System.Text.Json;
-using Google.Protobuf.Collections;
 using Microsoft.AspNetCore.Http;
 using PersistentAgents.Contracts;
 using PersistentAgents.Contracts.V1;
@@ -18,12 +16,10 @@ namespace PersistentAgents.Agents.OpenAi;
 internal static class OpenAiChatRequestReader
 {
     public const string DefaultAgent = "openai-api";
-    public const string DefaultTaskType = "general";
-    public const int MaxBodyBytes = 1024 * 1024;
 
-    /// <summary>OpenAI's own limits on the number of tools and of stop sequences.</summary>
-    public const int MaxTools = 128;
-    public const int MaxStopSequences = 4;
+    public const string DefaultTaskType = "general";
+
+    public const int MaxBodyBytes = 1024 * 1024;
 
     private enum Property
     {
@@ -171,7 +167,7 @@ internal static class OpenAiChatRequestReader
         var sawStreamOptions = false;
         int? maxTokens = null;
         int? maxCompletionTokens = null;
-        ToolChoice? toolChoice = null;
+        OpenAiToolsReader.ToolChoice? toolChoice = null;
         var options = new CompletionOptions();
         try
         {
@@ -213,10 +209,10 @@ internal static class OpenAiChatRequestReader
                         break;
                     case Property.Messages:
                         sawMessages = true;
-                        error = ReadMessages(ref reader, gateway.Messages);
+                        error = OpenAiMessagesReader.ReadMessages(ref reader, gateway.Messages);
                         break;
                     case Property.Stream:
-                        error = ReadBoolean(ref reader, "stream", out var stream);
+                        error = OpenAiParameterReader.ReadBoolean(ref reader, "stream", out var stream);
                         request.Stream = stream;
                         break;
                     case Property.StreamOptions:
@@ -231,48 +227,48 @@ internal static class OpenAiChatRequestReader
 
                         break;
                     case Property.Tools:
-                        error = ReadTools(ref reader, gateway.Tools);
+                        error = OpenAiToolsReader.ReadTools(ref reader, gateway.Tools);
                         break;
                     case Property.ToolChoice:
-                        error = ReadToolChoice(ref reader, out toolChoice);
+                        error = OpenAiToolsReader.ReadToolChoice(ref reader, out toolChoice);
                         break;
                     case Property.ParallelToolCalls:
-                        error = ReadBoolean(ref reader, "parallel_tool_calls", out var parallel);
+                        error = OpenAiParameterReader.ReadBoolean(ref reader, "parallel_tool_calls", out var parallel);
                         gateway.ParallelToolCalls = parallel;
                         break;
                     case Property.ResponseFormat:
-                        error = ReadResponseFormat(ref reader, gateway);
+                        error = OpenAiParameterReader.ReadResponseFormat(ref reader, gateway);
                         break;
                     case Property.MaxTokens:
-                        error = ReadInteger(ref reader, "max_tokens", 1, int.MaxValue, out var max);
+                        error = OpenAiParameterReader.ReadInteger(ref reader, "max_tokens", 1, int.MaxValue, out var max);
                         maxTokens = (int)max;
                         break;
                     case Property.MaxCompletionTokens:
-                        error = ReadInteger(ref reader, "max_completion_tokens", 1, int.MaxValue, out var maxCompletion);
+                        error = OpenAiParameterReader.ReadInteger(ref reader, "max_completion_tokens", 1, int.MaxValue, out var maxCompletion);
                         maxCompletionTokens = (int)maxCompletion;
                         break;
                     case Property.Temperature:
-                        error = ReadNumber(ref reader, "temperature", 0, 2, out var temperature);
+                        error = OpenAiParameterReader.ReadNumber(ref reader, "temperature", 0, 2, out var temperature);
                         options.Temperature = temperature;
                         break;
                     case Property.TopP:
-                        error = ReadNumber(ref reader, "top_p", 0, 1, out var topP);
+                        error = OpenAiParameterReader.ReadNumber(ref reader, "top_p", 0, 1, out var topP);
                         options.TopP = topP;
                         break;
                     case Property.FrequencyPenalty:
-                        error = ReadNumber(ref reader, "frequency_penalty", -2, 2, out var frequencyPenalty);
+                        error = OpenAiParameterReader.ReadNumber(ref reader, "frequency_penalty", -2, 2, out var frequencyPenalty);
                         options.FrequencyPenalty = frequencyPenalty;
                         break;
                     case Property.PresencePenalty:
-                        error = ReadNumber(ref reader, "presence_penalty", -2, 2, out var presencePenalty);
+                        error = OpenAiParameterReader.ReadNumber(ref reader, "presence_penalty", -2, 2, out var presencePenalty);
                         options.PresencePenalty = presencePenalty;
                         break;
                     case Property.Seed:
-                        error = ReadInteger(ref reader, "seed", long.MinValue, long.MaxValue, out var seed);
+                        error = OpenAiParameterReader.ReadInteger(ref reader, "seed", long.MinValue, long.MaxValue, out var seed);
                         options.Seed = seed;
                         break;
                     case Property.Stop:
-                        error = ReadStop(ref reader, options.Stop);
+                        error = OpenAiParameterReader.ReadStop(ref reader, options.Stop);
                         break;
                     case Property.User:
                         if (reader.TokenType != JsonTokenType.String)
@@ -333,7 +329,7 @@ internal static class OpenAiChatRequestReader
             return OpenAiError.Invalid("max_tokens", "max_tokens: differs from max_completion_tokens; give one of them", "invalid_value");
         }
 
-        if (toolChoice is { } choice && CheckToolChoice(choice, gateway.Tools) is { } choiceError)
+        if (toolChoice is { } choice && OpenAiToolsReader.CheckToolChoice(choice, gateway.Tools) is { } choiceError)
         {
             return choiceError;
         }
@@ -395,681 +391,6 @@ internal static class OpenAiChatRequestReader
         return Encoding.UTF8.GetString(buffer.WrittenSpan);
     }
 
-    private static OpenAiError? ReadMessages(ref Utf8JsonReader reader, RepeatedField<ChatMessage> messages)
-    {
-        if (reader.TokenType != JsonTokenType.StartArray)
-        {
-            return OpenAiError.Invalid("messages", "messages: must be an array of {role, content} objects", "invalid_type");
-        }
-
-        // The calls the assistant messages made so far: a tool message answers one of them.
-        HashSet<string>? calls = null;
-        var index = 0;
-        while (reader.Read() && reader.TokenType != JsonTokenType.EndArray)
-        {
-            var at = Field(index, null);
-            if (reader.TokenType != JsonTokenType.StartObject)
-            {
-                return OpenAiError.Invalid(at, $"{at}: must be an object with role and content", "invalid_type");
-            }
-
-            var message = new ChatMessage();
-            string? role = null;
-            string? content = null;
-            string? toolCallId = null;
-            while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
-            {
-                if (reader.ValueTextEquals("role"u8))
-                {
-                    reader.Read();
-                    role = reader.TokenType != JsonTokenType.String ? ""
-                        : reader.ValueTextEquals("user"u8) ? "user"
-                        : reader.ValueTextEquals("system"u8) || reader.ValueTextEquals("developer"u8) ? "system"
-                        : reader.ValueTextEquals("assistant"u8) ? "assistant"
-                        : reader.ValueTextEquals("tool"u8) ? "tool"
-                        : "";
-                    if (role.Length == 0)
-                    {
-                        return OpenAiError.Invalid(Field(index, "role"), $"{Field(index, "role")}: must be \"system\", \"developer\", \"user\", \"assistant\" or \"tool\"", "invalid_value");
-                    }
-                }
-                else if (reader.ValueTextEquals("content"u8))
-                {
-                    reader.Read();
-                    if (reader.TokenType == JsonTokenType.String)
-                    {
-                        content = reader.GetString();
-                    }
-                    else if (reader.TokenType == JsonTokenType.StartArray)
-                    {
-                        var error = ReadContentParts(ref reader, index, out content);
-                        if (error is not null)
-                        {
-                            return error;
-                        }
-                    }
-                    else if (reader.TokenType != JsonTokenType.Null)
-                    {
-                        return OpenAiError.Invalid(Field(index, "content"), $"{Field(index, "content")}: must be a string or an array of text parts", "invalid_type");
-                    }
-                }
-                else if (reader.ValueTextEquals("tool_calls"u8))
-                {
-                    reader.Read();
-                    if (reader.TokenType != JsonTokenType.Null)
-                    {
-                        var error = ReadToolCalls(ref reader, index, message.ToolCalls);
-                        if (error is not null)
-                        {
-                            return error;
-                        }
-                    }
-                }
-                else if (reader.ValueTextEquals("tool_call_id"u8))
-                {
-                    reader.Read();
-                    if (reader.TokenType != JsonTokenType.String || reader.ValueSpan.IsEmpty)
-                    {
-                        return OpenAiError.Invalid(Field(index, "tool_call_id"), $"{Field(index, "tool_call_id")}: must be a non-empty string", "invalid_type");
-                    }
-
-                    toolCallId = reader.GetString();
-                }
-                else
-                {
-                    reader.Read();
-                    reader.Skip();
-                }
-            }
-
-            if (role is null)
-            {
-                return OpenAiError.Invalid(Field(index, "role"), $"{Field(index, "role")}: is required", "missing_required_parameter");
-            }
-
-            if (message.ToolCalls.Count > 0 && role != "assistant")
-            {
-                return OpenAiError.Invalid(Field(index, "tool_calls"), $"{Field(index, "tool_calls")}: only assistant messages carry tool calls", "invalid_value");
-            }
-
-            if (role == "tool")
-            {
-                if (toolCallId is null)
-                {
-                    return OpenAiError.Invalid(Field(index, "tool_call_id"), $"{Field(index, "tool_call_id")}: is required in a tool message", "missing_required_parameter");
-                }
-
-                if (calls?.Contains(toolCallId) != true)
-                {
-                    return OpenAiError.Invalid(Field(index, "tool_call_id"),
-                        $"{Field(index, "tool_call_id")}: {ErrorText.Quote(toolCallId)} answers no tool call of an earlier assistant message", "invalid_value");
-                }
-
-                message.ToolCallId = toolCallId;
-            }
-
-            // Only an assistant message that calls tools may leave its text out.
-            if (content is null && !(role == "assistant" && message.ToolCalls.Count > 0))
-            {
-                return OpenAiError.Invalid(Field(index, "content"), $"{Field(index, "content")}: is required", "missing_required_parameter");
-            }
-
-            foreach (var call in message.ToolCalls)
-            {
-                (calls ??= new HashSet<string>(StringComparer.Ordinal)).Add(call.Id);
-            }
-
-            message.Role = role;
-            message.Content = content ?? "";
-            messages.Add(message);
-            index++;
-        }
-
-        return index == 0 ? OpenAiError.Invalid("messages", "messages: must not be empty", "invalid_value") : null;
-    }
-
-    /// <summary>The array form of content: text parts only, joined by newlines.</summary>
-    private static OpenAiError? ReadContentParts(ref Utf8JsonReader reader, int index, out string? content)
-    {
-        content = null;
-        StringBuilder? joined = null;
-        var part = 0;
-        while (reader.Read() && reader.TokenType != JsonTokenType.EndArray)
-        {
-            var field = $"{Field(index, "content")}[{part}]";
-            if (reader.TokenType != JsonTokenType.StartObject)
-            {
-                return OpenAiError.Invalid(field, $"{field}: must be a {{type: \"text\", text}} object", "invalid_type");
-            }
-
-            string? text = null;
-            var isText = false;
-            while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
-            {
-                if (reader.ValueTextEquals("type"u8))
-                {
-                    reader.Read();
-                    isText = reader.TokenType == JsonTokenType.String && reader.ValueTextEquals("text"u8);
-                    if (!isText)
-                    {
-                        return OpenAiError.Invalid($"{field}.type", $"{field}.type: only \"text\" parts are supported", "unsupported_value");
-                    }
-                }
-                else if (reader.ValueTextEquals("text"u8))
-                {
-                    reader.Read();
-                    if (reader.TokenType != JsonTokenType.String)
-                    {
-                        return OpenAiError.Invalid($"{field}.text", $"{field}.text: must be a string", "invalid_type");
-                    }
-
-                    text = reader.GetString();
-                }
-                else
-                {
-                    reader.Read();
-                    reader.Skip();
-                }
-            }
-
-            if (!isText || text is null)
-            {
-                return OpenAiError.Invalid(field, $"{field}: must have type \"text\" and a text", "missing_required_parameter");
-            }
-
-            if (content is null)
-            {
-                content = text;
-            }
-            else
-            {
-                joined ??= new StringBuilder(content);
-                joined.Append('\n').Append(text);
-            }
-
-            part++;
-        }
-
-        content = joined?.ToString() ?? content ?? "";
-        return null;
-    }
-
-    /// <summary>An assistant message's <c>tool_calls</c>: <c>[{id, type: "function", function: {name, arguments}}]</c>.</summary>
-    private static OpenAiError? ReadToolCalls(ref Utf8JsonReader reader, int index, RepeatedField<ToolCall> calls)
-    {
-        var field = Field(index, "tool_calls");
-        if (reader.TokenType != JsonTokenType.StartArray)
-        {
-            return OpenAiError.Invalid(field, $"{field}: must be an array of {{id, type: \"function\", function: {{name, arguments}}}} objects", "invalid_type");
-        }
-
-        while (reader.Read() && reader.TokenType != JsonTokenType.EndArray)
-        {
-            var at = string.Create(CultureInfo.InvariantCulture, $"{field}[{calls.Count}]");
-            if (reader.TokenType != JsonTokenType.StartObject)
-            {
-                return OpenAiError.Invalid(at, $"{at}: must be an object with id, type and function", "invalid_type");
-            }
-
-            var call = new ToolCall();
-            var sawFunction = false;
-            while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
-            {
-                if (reader.ValueTextEquals("id"u8))
-                {
-                    reader.Read();
-                    if (reader.TokenType != JsonTokenType.String || reader.ValueSpan.IsEmpty)
-                    {
-                        return OpenAiError.Invalid($"{at}.id", $"{at}.id: must be a non-empty string", "invalid_type");
-                    }
-
-                    call.Id = reader.GetString()!;
-                }
-                else if (reader.ValueTextEquals("type"u8))
-                {
-                    reader.Read();
-                    if (reader.TokenType != JsonTokenType.String || !reader.ValueTextEquals("function"u8))
-                    {
-                        return OpenAiError.Invalid($"{at}.type", $"{at}.type: must be \"function\"", "invalid_value");
-                    }
-                }
-                else if (reader.ValueTextEquals("function"u8))
-                {
-                    reader.Read();
-                    sawFunction = true;
-                    var error = ReadCalledFunction(ref reader, $"{at}.function", call);
-                    if (error is not null)
-                    {
-                        return error;
-                    }
-                }
-                else
-                {
-                    reader.Read();
-                    reader.Skip();
-                }
-            }
-
-            if (call.Id.Length == 0)
-            {
-                return OpenAiError.Invalid($"{at}.id", $"{at}.id: is required", "missing_required_parameter");
-            }
-
-            if (!sawFunction)
-            {
-                return OpenAiError.Invalid($"{at}.function", $"{at}.function: is required", "missing_required_parameter");
-            }
-
-            calls.Add(call);
-        }
-
-        return null;
-    }
-
-    private static OpenAiError? ReadCalledFunction(ref Utf8JsonReader reader, string at, ToolCall call)
-    {
-        if (reader.TokenType != JsonTokenType.StartObject)
-        {
-            return OpenAiError.Invalid(at, $"{at}: must be an object with name and arguments", "invalid_type");
-        }
-
-        var sawArguments = false;
-        while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
-        {
-            if (reader.ValueTextEquals("name"u8))
-            {
-                reader.Read();
-                if (reader.TokenType != JsonTokenType.String || reader.ValueSpan.IsEmpty)
-                {
-                    return OpenAiError.Invalid($"{at}.name", $"{at}.name: must be a non-empty string", "invalid_type");
-                }
-
-                call.Name = reader.GetString()!;
-            }
-            else if (reader.ValueTextEquals("arguments"u8))
-            {
-                reader.Read();
-                if (reader.TokenType != JsonTokenType.String)
-                {
-                    return OpenAiError.Invalid($"{at}.arguments", $"{at}.arguments: must be a string holding a JSON object", "invalid_type");
-                }
-
-                sawArguments = true;
-                call.ArgumentsJson = reader.GetString()!;
-            }
-            else
-            {
-                reader.Read();
-                reader.Skip();
-            }
-        }
-
-        if (call.Name.Length == 0)
-        {
-            return OpenAiError.Invalid($"{at}.name", $"{at}.name: is required", "missing_required_parameter");
-        }
-
-        return sawArguments ? null : OpenAiError.Invalid($"{at}.arguments", $"{at}.arguments: is required", "missing_required_parameter");
-    }
-
-    /// <summary><c>tools</c>: <c>[{type: "function", function: {name, description, parameters, strict}}]</c>.</summary>
-    private static OpenAiError? ReadTools(ref Utf8JsonReader reader, RepeatedField<ToolDefinition> tools)
-    {
-        if (reader.TokenType != JsonTokenType.StartArray)
-        {
-            return OpenAiError.Invalid("tools", "tools: must be an array of {type: \"function\", function: {name, description, parameters}} objects", "invalid_type");
-        }
-
-        while (reader.Read() && reader.TokenType != JsonTokenType.EndArray)
-        {
-            var at = string.Create(CultureInfo.InvariantCulture, $"tools[{tools.Count}]");
-            if (tools.Count == MaxTools)
-            {
-                return OpenAiError.Invalid("tools", string.Create(CultureInfo.InvariantCulture, $"tools: the limit is {MaxTools} tools"), "invalid_value");
-            }
-
-            if (reader.TokenType != JsonTokenType.StartObject)
-            {
-                return OpenAiError.Invalid(at, $"{at}: must be an object with type and function", "invalid_type");
-            }
-
-            var tool = new ToolDefinition();
-            var sawType = false;
-            var sawFunction = false;
-            while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
-            {
-                if (reader.ValueTextEquals("type"u8))
-                {
-                    reader.Read();
-                    if (reader.TokenType != JsonTokenType.String || !reader.ValueTextEquals("function"u8))
-                    {
-                        return OpenAiError.Invalid($"{at}.type", $"{at}.type: must be \"function\"", "invalid_value");
-                    }
-
-                    sawType = true;
-                }
-                else if (reader.ValueTextEquals("function"u8))
-                {
-                    reader.Read();
-                    sawFunction = true;
-                    var error = ReadFunction(ref reader, $"{at}.function", tool);
-                    if (error is not null)
-                    {
-                        return error;
-                    }
-                }
-                else
-                {
-                    reader.Read();
-                    reader.Skip();
-                }
-            }
-
-            if (!sawType)
-            {
-                return OpenAiError.Invalid($"{at}.type", $"{at}.type: is required (\"function\")", "missing_required_parameter");
-            }
-
-            if (!sawFunction)
-            {
-                return OpenAiError.Invalid($"{at}.function", $"{at}.function: is required", "missing_required_parameter");
-            }
-
-            if (tools.Any(t => t.Name == tool.Name))
-            {
-                return OpenAiError.Invalid($"{at}.function.name", $"{at}.function.name: {ErrorText.Quote(tool.Name)} is declared twice", "invalid_value");
-            }
-
-            tools.Add(tool);
-        }
-
-        return null;
-    }
-
-    private static OpenAiError? ReadFunction(ref Utf8JsonReader reader, string at, ToolDefinition tool)
-    {
-        if (reader.TokenType != JsonTokenType.StartObject)
-        {
-            return OpenAiError.Invalid(at, $"{at}: must be an object with name, description and parameters", "invalid_type");
-        }
-
-        while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
-        {
-            if (reader.ValueTextEquals("name"u8))
-            {
-                reader.Read();
-                if (reader.TokenType != JsonTokenType.String)
-                {
-                    return OpenAiError.Invalid($"{at}.name", $"{at}.name: must be a string", "invalid_type");
-                }
-
-                tool.Name = reader.GetString()!;
-                if (!IsFunctionName(tool.Name))
-                {
-                    return OpenAiError.Invalid($"{at}.name", $"{at}.name: must be 1 to 64 of letters, digits, '_' and '-'", "invalid_value");
-                }
-            }
-            else if (reader.ValueTextEquals("description"u8))
-            {
-                reader.Read();
-                if (reader.TokenType == JsonTokenType.String)
-                {
-                    tool.Description = reader.GetString()!;
-                }
-                else if (reader.TokenType != JsonTokenType.Null)
-                {
-                    return OpenAiError.Invalid($"{at}.description", $"{at}.description: must be a string", "invalid_type");
-                }
-            }
-            else if (reader.ValueTextEquals("parameters"u8))
-            {
-                reader.Read();
-                if (reader.TokenType == JsonTokenType.StartObject)
-                {
-                    tool.ParametersJson = JsonElement.ParseValue(ref reader).GetRawText();
-                }
-                else if (reader.TokenType != JsonTokenType.Null)
-                {
-                    return OpenAiError.Invalid($"{at}.parameters", $"{at}.parameters: must be a JSON schema object", "invalid_type");
-                }
-            }
-            else if (reader.ValueTextEquals("strict"u8))
-            {
-                reader.Read();
-                var error = ReadBoolean(ref reader, $"{at}.strict", out var strict);
-                if (error is not null)
-                {
-                    return error;
-                }
-
-                tool.Strict = strict;
-            }
-            else
-            {
-                reader.Read();
-                reader.Skip();
-            }
-        }
-
-        return tool.Name.Length == 0 ? OpenAiError.Invalid($"{at}.name", $"{at}.name: is required", "missing_required_parameter") : null;
-    }
-
-    /// <summary><c>tool_choice</c>: "auto", "none", "required", or <c>{type: "function", function: {name}}</c>.</summary>
-    private static OpenAiError? ReadToolChoice(ref Utf8JsonReader reader, out ToolChoice? choice)
-    {
-        choice = null;
-        if (reader.TokenType == JsonTokenType.String)
-        {
-            if (reader.ValueTextEquals("auto"u8) || reader.ValueTextEquals("none"u8) || reader.ValueTextEquals("required"u8))
-            {
-                choice = new ToolChoice(reader.GetString()!, Named: false);
-                return null;
-            }
-
-            return OpenAiError.Invalid("tool_choice", "tool_choice: must be \"auto\", \"none\", \"required\" or {type: \"function\", function: {name}}", "invalid_value");
-        }
-
-        if (reader.TokenType != JsonTokenType.StartObject)
-        {
-            return OpenAiError.Invalid("tool_choice", "tool_choice: must be a string or an object", "invalid_type");
-        }
-
-        string? name = null;
-        while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
-        {
-            if (reader.ValueTextEquals("type"u8))
-            {
-                reader.Read();
-                if (reader.TokenType != JsonTokenType.String || !reader.ValueTextEquals("function"u8))
-                {
-                    return OpenAiError.Invalid("tool_choice.type", "tool_choice.type: must be \"function\"", "unsupported_value");
-                }
-            }
-            else if (reader.ValueTextEquals("function"u8))
-            {
-                reader.Read();
-                if (reader.TokenType != JsonTokenType.StartObject)
-                {
-                    return OpenAiError.Invalid("tool_choice.function", "tool_choice.function: must be an object with a name", "invalid_type");
-                }
-
-                while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
-                {
-                    if (reader.ValueTextEquals("name"u8))
-                    {
-                        reader.Read();
-                        if (reader.TokenType != JsonTokenType.String)
-                        {
-                            return OpenAiError.Invalid("tool_choice.function.name", "tool_choice.function.name: must be a string", "invalid_type");
-                        }
-
-                        name = reader.GetString();
-                    }
-                    else
-                    {
-                        reader.Read();
-                        reader.Skip();
-                    }
-                }
-            }
-            else
-            {
-                reader.Read();
-                reader.Skip();
-            }
-        }
-
-        if (string.IsNullOrEmpty(name))
-        {
-            return OpenAiError.Invalid("tool_choice.function.name", "tool_choice.function.name: is required", "missing_required_parameter");
-        }
-
-        choice = new ToolChoice(name, Named: true);
-        return null;
-    }
-
-    /// <summary>A choice of a tool needs tools, and a named one must be among them.</summary>
-    private static OpenAiError? CheckToolChoice(ToolChoice choice, RepeatedField<ToolDefinition> tools)
-    {
-        if (!choice.Named)
-        {
-            return choice.Value == "required" && tools.Count == 0
-                ? OpenAiError.Invalid("tool_choice", "tool_choice: \"required\" needs tools", "invalid_value")
-                : null;
-        }
-
-        if (tools.All(t => t.Name != choice.Value))
-        {
-            return OpenAiError.Invalid("tool_choice.function.name", $"tool_choice.function.name: {ErrorText.Quote(choice.Value)} is not one of the request's tools", "invalid_value");
-        }
-
-        // The gateway request names a chosen tool where it would otherwise say auto, none or required.
-        return choice.Value is "auto" or "none" or "required"
-            ? OpenAiError.Invalid("tool_choice.function.name", $"tool_choice.function.name: a tool named {ErrorText.Quote(choice.Value)} cannot be chosen by name; rename it", "unsupported_value")
-            : null;
-    }
-
-    /// <summary><c>response_format</c>: <c>{type: "text"}</c>, <c>{type: "json_object"}</c> or <c>{type: "json_schema", json_schema: {name, schema, strict}}</c>.</summary>
-    private static OpenAiError? ReadResponseFormat(ref Utf8JsonReader reader, GatewayRequest request)
-    {
-        if (reader.TokenType != JsonTokenType.StartObject)
-        {
-            return OpenAiError.Invalid("response_format", "response_format: must be an object with a type", "invalid_type");
-        }
-
-        string? type = null;
-        var sawSchema = false;
-        while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
-        {
-            if (reader.ValueTextEquals("type"u8))
-            {
-                reader.Read();
-                type = reader.TokenType != JsonTokenType.String ? ""
-                    : reader.ValueTextEquals("text"u8) ? "text"
-                    : reader.ValueTextEquals("json_object"u8) ? "json_object"
-                    : reader.ValueTextEquals("json_schema"u8) ? "json_schema"
-                    : "";
-                if (type.Length == 0)
-                {
-                    return OpenAiError.Invalid("response_format.type", "response_format.type: must be \"text\", \"json_object\" or \"json_schema\"", "invalid_value");
-                }
-            }
-            else if (reader.ValueTextEquals("json_schema"u8))
-            {
-                reader.Read();
-                sawSchema = true;
-                var error = ReadJsonSchema(ref reader, request);
-                if (error is not null)
-                {
-                    return error;
-                }
-            }
-            else
-            {
-                reader.Read();
-                reader.Skip();
-            }
-        }
-
-        if (type is null)
-        {
-            return OpenAiError.Invalid("response_format.type", "response_format.type: is required", "missing_required_parameter");
-        }
-
-        if (type == "json_schema")
-        {
-            request.ResponseFormat = "json";
-            return sawSchema
-                ? null
-                : OpenAiError.Invalid("response_format.json_schema", "response_format.json_schema: is required with type \"json_schema\"", "missing_required_parameter");
-        }
-
-        // A json_schema beside another type is not asked for.
-        request.JsonSchema = "";
-        request.JsonSchemaName = "";
-        request.JsonSchemaStrict = false;
-        request.ResponseFormat = type == "json_object" ? "json" : "";
-        return null;
-    }
-
-    private static OpenAiError? ReadJsonSchema(ref Utf8JsonReader reader, GatewayRequest request)
-    {
-        const string at = "response_format.json_schema";
-        if (reader.TokenType != JsonTokenType.StartObject)
-        {
-            return OpenAiError.Invalid(at, $"{at}: must be an object with name and schema", "invalid_type");
-        }
-
-        var name = "";
-        while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
-        {
-            if (reader.ValueTextEquals("name"u8))
-            {
-                reader.Read();
-                if (reader.TokenType != JsonTokenType.String || !IsFunctionName(name = reader.GetString()!))
-                {
-                    return OpenAiError.Invalid($"{at}.name", $"{at}.name: must be 1 to 64 of letters, digits, '_' and '-'", "invalid_value");
-                }
-            }
-            else if (reader.ValueTextEquals("schema"u8))
-            {
-                reader.Read();
-                if (reader.TokenType == JsonTokenType.StartObject)
-                {
-                    request.JsonSchema = JsonElement.ParseValue(ref reader).GetRawText();
-                }
-                else if (reader.TokenType != JsonTokenType.Null)
-                {
-                    return OpenAiError.Invalid($"{at}.schema", $"{at}.schema: must be a JSON schema object", "invalid_type");
-                }
-            }
-            else if (reader.ValueTextEquals("strict"u8))
-            {
-                reader.Read();
-                var error = ReadBoolean(ref reader, $"{at}.strict", out var strict);
-                if (error is not null)
-                {
-                    return error;
-                }
-
-                request.JsonSchemaStrict = strict;
-            }
-            else
-            {
-                reader.Read();
-                reader.Skip();
-            }
-        }
-
-        if (name.Length == 0)
-        {
-            return OpenAiError.Invalid($"{at}.name", $"{at}.name: is required", "missing_required_parameter");
-        }
-
-        request.JsonSchemaName = name;
-        return null;
-    }
-
     private static OpenAiError? ReadStreamOptions(ref Utf8JsonReader reader, OpenAiChatRequest request)
     {
         if (reader.TokenType != JsonTokenType.StartObject)
@@ -1084,7 +405,7 @@ internal static class OpenAiChatRequestReader
                 reader.Read();
                 if (reader.TokenType != JsonTokenType.Null)
                 {
-                    var error = ReadBoolean(ref reader, "stream_options.include_usage", out var includeUsage);
+                    var error = OpenAiParameterReader.ReadBoolean(ref reader, "stream_options.include_usage", out var includeUsage);
                     if (error is not null)
                     {
                         return error;
@@ -1102,100 +423,4 @@ internal static class OpenAiChatRequestReader
 
         return null;
     }
-
-    /// <summary><c>stop</c>: one string or up to <see cref="MaxStopSequences"/> of them, none empty.</summary>
-    private static OpenAiError? ReadStop(ref Utf8JsonReader reader, RepeatedField<string> stop)
-    {
-        if (reader.TokenType == JsonTokenType.String)
-        {
-            if (reader.ValueSpan.IsEmpty)
-            {
-                return OpenAiError.Invalid("stop", "stop: must not be empty", "invalid_value");
-            }
-
-            stop.Add(reader.GetString()!);
-            return null;
-        }
-
-        if (reader.TokenType != JsonTokenType.StartArray)
-        {
-            return OpenAiError.Invalid("stop", "stop: must be a string or an array of strings", "invalid_type");
-        }
-
-        while (reader.Read() && reader.TokenType != JsonTokenType.EndArray)
-        {
-            var at = string.Create(CultureInfo.InvariantCulture, $"stop[{stop.Count}]");
-            if (stop.Count == MaxStopSequences)
-            {
-                return OpenAiError.Invalid("stop", string.Create(CultureInfo.InvariantCulture, $"stop: the limit is {MaxStopSequences} sequences"), "invalid_value");
-            }
-
-            if (reader.TokenType != JsonTokenType.String || reader.ValueSpan.IsEmpty)
-            {
-                return OpenAiError.Invalid(at, $"{at}: must be a non-empty string", "invalid_type");
-            }
-
-            stop.Add(reader.GetString()!);
-        }
-
-        return null;
-    }
-
-    private static OpenAiError? ReadBoolean(ref Utf8JsonReader reader, string field, out bool value)
-    {
-        value = reader.TokenType == JsonTokenType.True;
-        return reader.TokenType is JsonTokenType.True or JsonTokenType.False ? null : OpenAiError.Invalid(field, $"{field}: must be a boolean", "invalid_type");
-    }
-
-    private static OpenAiError? ReadNumber(ref Utf8JsonReader reader, string field, double min, double max, out double value)
-    {
-        value = 0;
-        if (reader.TokenType != JsonTokenType.Number || !reader.TryGetDouble(out value))
-        {
-            return OpenAiError.Invalid(field, $"{field}: must be a number", "invalid_type");
-        }
-
-        return value >= min && value <= max
-            ? null
-            : OpenAiError.Invalid(field, string.Create(CultureInfo.InvariantCulture, $"{field}: must be from {min} to {max}"), "invalid_value");
-    }
-
-    private static OpenAiError? ReadInteger(ref Utf8JsonReader reader, string field, long min, long max, out long value)
-    {
-        value = 0;
-        if (reader.TokenType != JsonTokenType.Number || !reader.TryGetInt64(out value))
-        {
-            return OpenAiError.Invalid(field, $"{field}: must be an integer", "invalid_type");
-        }
-
-        return value >= min && value <= max
-            ? null
-            : OpenAiError.Invalid(field, string.Create(CultureInfo.InvariantCulture, $"{field}: must be from {min} to {max}"), "invalid_value");
-    }
-
-    /// <summary>OpenAI's rule for function and schema names: 1 to 64 of a-z, A-Z, 0-9, '_' and '-'.</summary>
-    private static bool IsFunctionName(string value)
-    {
-        if (value.Length is 0 or > 64)
-        {
-            return false;
-        }
-
-        foreach (var c in value)
-        {
-            if (!(char.IsAsciiLetterOrDigit(c) || c is '_' or '-'))
-            {
-                return false;
-            }
-        }
-
-        return true;
-    }
-
-    private static string Field(int index, string? name) => name is null
-        ? string.Create(CultureInfo.InvariantCulture, $"messages[{index}]")
-        : string.Create(CultureInfo.InvariantCulture, $"messages[{index}].{name}");
-
-    /// <summary>A tool choice as read: "auto", "none" or "required", or a tool's name.</summary>
-    private readonly record struct ToolChoice(string Value, bool Named);
 }

@@ -1,4 +1,5 @@
 using Google.Protobuf.Collections;
+using Grpc.Core;
 using Microsoft.AspNetCore.Http;
 using PersistentAgents.Contracts;
 using PersistentAgents.Contracts.V1;
@@ -19,7 +20,18 @@ internal sealed class OpenAiModels(Func<IGatewayApi> gateway, TimeProvider time)
 
     public async Task ListAsync(HttpContext context)
     {
-        var catalog = await gateway().ListModelsAsync(new ListModelsRequest(), context.RequestAborted);
+        ModelCatalog catalog;
+        try
+        {
+            catalog = await gateway().ListModelsAsync(new ListModelsRequest(), context.RequestAborted);
+        }
+        catch (RpcException e)
+        {
+            // The gateway app out of reach (distributed mode): said in OpenAI's shape, like every other error here.
+            await OpenAiJson.SendErrorAsync(context.Response, OpenAiError.Of(e));
+            return;
+        }
+
         var writer = OpenAiJson.Rent(out var buffer);
         writer.WriteStartObject();
         writer.WriteString("object"u8, "list"u8);
