@@ -213,4 +213,31 @@ public sealed class OpenAiStreamingTests
         var (status, stats) = await host.SendAsync(HttpMethod.Get, "/platform/agents/slowpoke/stats");
         Assert.True(status == 404, stats.ToJsonString()); // no interaction was recorded: the turn ended with the connection
     }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task A_request_whose_deadline_passes_before_any_answer_is_a_504_timeout(bool stream)
+    {
+        // A minute of reply spread over its words: even the first word comes seconds after the deadline.
+        await using var host = await TestHost.StartAsync(TestHost.NewDataDir(), """
+            simulated: always
+            providers:
+              - name: sim-slow
+                kind: simulated
+                models:
+                  - name: slow
+                    inputPricePerMTok: 1
+                    outputPricePerMTok: 2
+                    quality: 0.5
+                    simulation: { quality: 0.5, failureRate: 0, latencyMs: 60000 }
+            """, "--Resilience:RequestDeadline", "00:00:01");
+
+        var (response, _, raw) = await StreamAsync(host, $$"""{"model":"auto","stream":{{(stream ? "true" : "false")}},"messages":[{{Question}}]}""");
+
+        Assert.Equal(HttpStatusCode.GatewayTimeout, response.StatusCode);
+        var error = JsonNode.Parse(raw)!["error"]!;
+        Assert.Equal("server_error", error["type"]!.GetValue<string>());
+        Assert.Equal("timeout", error["code"]!.GetValue<string>());
+    }
 }

@@ -155,4 +155,34 @@ public sealed class OpenAiToolsAndFormatsTests
         Assert.Equal("tool_calls", chunks[^1]["choices"]![0]!["finish_reason"]!.GetValue<string>());
         Assert.Equal("[DONE]", events[^1]);
     }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task A_request_no_candidate_can_serve_is_the_gateways_caller_error_passed_through_not_a_503(bool stream)
+    {
+        // No model of this catalog declares tools.
+        await using var host = await TestHost.StartAsync(TestHost.NewDataDir(), TestCatalogs.Simulated());
+
+        var body = new JsonObject
+        {
+            ["model"] = "auto",
+            ["stream"] = stream,
+            ["messages"] = new JsonArray(new JsonObject { ["role"] = "user", ["content"] = "Where is my order 4471?" }),
+            ["tools"] = new JsonArray(new JsonObject
+            {
+                ["type"] = "function",
+                ["function"] = new JsonObject { ["name"] = "lookup_order", ["parameters"] = JsonNode.Parse(LookupOrderParameters) },
+            }),
+        };
+        var (response, _, raw) = await StreamAsync(host, body.ToJsonString());
+
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+        Assert.Equal("application/json", response.Content.Headers.ContentType!.MediaType);
+        var error = JsonNode.Parse(raw)!["error"]!;
+        Assert.Equal("invalid_request_error", error["type"]!.GetValue<string>());
+        Assert.Equal("unsupported_capability", error["code"]!.GetValue<string>());
+        Assert.Equal("model", error["param"]!.GetValue<string>());
+        Assert.Contains("no candidate can serve this request", error["message"]!.GetValue<string>(), StringComparison.Ordinal);
+    }
 }
