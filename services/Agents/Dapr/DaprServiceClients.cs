@@ -27,6 +27,8 @@ public sealed class MemoryApiClient(DaprServiceInvocation dapr) : IMemoryApi
     public Task<MemoryUsageReply> GetUsageAsync(GetMemoryUsageRequest request, CancellationToken cancellationToken) => _client.GetUsageAsync(request, To(cancellationToken)).ResponseAsync;
 
     public Task<PurgeReply> PurgeAsync(PurgeRequest request, CancellationToken cancellationToken) => _client.PurgeAsync(request, To(cancellationToken)).ResponseAsync;
+
+    public Task<EmbedReply> EmbedAsync(EmbedRequest request, CancellationToken cancellationToken) => _client.EmbedAsync(request, To(cancellationToken)).ResponseAsync;
 }
 
 /// <summary>The memory service's periodic work for one agent over gRPC through Dapr service invocation.</summary>
