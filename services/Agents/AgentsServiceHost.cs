@@ -6,6 +6,7 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Logging;
 using PersistentAgents.Agents.Dapr;
+using PersistentAgents.Agents.OpenAi;
 using PersistentAgents.Agents.Rest;
 using PersistentAgents.Agents.Security;
 using PersistentAgents.Agents.Routing;
@@ -68,6 +69,7 @@ public static class AgentsServiceHost
         app.UsePlatformSecurity();
         app.MapDashboard();
         app.MapAgentsPublicApi();
+        app.MapGroup("").RequireAuthorization(Tenancy.TenantPolicy).MapOpenAiEmbeddingsApi();
         // Only the sidecar calls these: with an app token configured, nothing else can.
         app.MapActorsHandlers().RequireDaprAppToken(configuration);
         app.MapGroup("").RequireDaprAppToken(configuration).MapAgentTasksSubscription();

@@ -4,6 +4,7 @@ using Microsoft.Extensions.Options;
 using PersistentAgents.Agents;
 using PersistentAgents.Agents.Routing;
 using PersistentAgents.Agents.Embedded;
+using PersistentAgents.Agents.OpenAi;
 using PersistentAgents.Agents.Rest;
 using PersistentAgents.Agents.Security;
 using PersistentAgents.Analytics;
@@ -133,6 +134,7 @@ public static class EmbeddedHost
         app.MapGrpcHealthChecksService();
         app.MapPrometheusMetrics();
         app.MapGroup("").RequireAuthorization(Tenancy.TenantPolicy).MapOpenAiCompatibleApi();
+        app.MapGroup("").RequireAuthorization(Tenancy.TenantPolicy).MapOpenAiEmbeddingsApi();
         app.MapGroup("").RequireAuthorization(Tenancy.AdminPolicy).MapGatewayAdminApi();
 
         app.Lifetime.ApplicationStarted.Register(() => LogStart(app, dataDir, catalogPath));
