@@ -388,6 +388,35 @@ public sealed class DistributedTopologyTests(PgliteServer postgres) : IAsyncLife
     }
 
     [Fact]
+    public async Task The_agents_app_serves_openai_embeddings_with_the_memory_services_embedder_behind_its_keys()
+    {
+        var (status, reply) = await PostJsonAsync(_rest, "/v1/embeddings", """{"model": "hashed-ngrams@768", "input": ["Invoice 4471 is overdue", "Lyon closes at six"]}""");
+        var manyInputs = System.Text.Json.JsonSerializer.Serialize(new { model = "hashed-ngrams@768", input = Enumerable.Repeat("word", 257) });
+        var (tooManyStatus, tooMany) = await PostJsonAsync(_rest, "/v1/embeddings", manyInputs);
+        using var anonymous = new HttpClient { BaseAddress = _agentsApp };
+        var (anonymousStatus, _) = await PostJsonAsync(anonymous, "/v1/embeddings", """{"model": "hashed-ngrams@768", "input": "hello"}""");
+
+        Assert.True(status == 200, reply.ToJsonString());
+        Assert.Equal("hashed-ngrams@768", reply["model"]!.GetValue<string>());
+        Assert.Equal(2, reply["data"]!.AsArray().Count);
+        Assert.All(reply["data"]!.AsArray(), d => Assert.Equal(768, d!["embedding"]!.AsArray().Count));
+        Assert.Equal(8, reply["usage"]!["prompt_tokens"]!.GetValue<JsonElement>().GetInt64());
+        Assert.Contains((DaprComponents.Apps.Memory, "/persistent_agents.v1.Memory/Embed"), _agentsSidecar.Invocations);
+        // The memory service's limit, refused over gRPC, comes back as an OpenAI error naming the field.
+        Assert.Equal(400, tooManyStatus);
+        Assert.Equal("input", tooMany["error"]!["param"]!.GetValue<string>());
+        Assert.StartsWith("input: 257 texts, the limit is 256", tooMany["error"]!["message"]!.GetValue<string>(), StringComparison.Ordinal);
+        Assert.Equal(401, anonymousStatus);
+    }
+
+    private static async Task<(int Status, JsonObject Body)> PostJsonAsync(HttpClient client, string path, string json)
+    {
+        using var response = await client.PostAsync(new Uri(path, UriKind.Relative), new StringContent(json, System.Text.Encoding.UTF8, "application/json"));
+        var text = await response.Content.ReadAsStringAsync();
+        return ((int)response.StatusCode, text.Length == 0 ? [] : JsonNode.Parse(text)!.AsObject());
+    }
+
+    [Fact]
     public async Task A_restarted_agents_service_finds_every_agent_as_it_left_it()
     {
         await CompleteAsync("durable", new { prompt = "Remember the Lyon office hours" });
