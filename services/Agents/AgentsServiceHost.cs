@@ -69,11 +69,12 @@ public static class AgentsServiceHost
         app.UsePlatformSecurity();
         app.MapDashboard();
         app.MapAgentsPublicApi();
-        app.MapGroup("").RequireAuthorization(Tenancy.TenantPolicy).MapOpenAiEmbeddingsApi();
         // Only the sidecar calls these: with an app token configured, nothing else can.
         app.MapActorsHandlers().RequireDaprAppToken(configuration);
         app.MapGroup("").RequireDaprAppToken(configuration).MapAgentTasksSubscription();
         app.MapGrpcHealthChecksService();
+        // OpenAI's embeddings route behind the public API's keys and tenant policy, embedding with the memory app's embedder.
+        app.MapGroup("").RequireAuthorization(Tenancy.TenantPolicy).MapOpenAiEmbeddingsApi();
         app.MapHealthChecks("/healthz");
         app.MapPrometheusMetrics();
         app.Lifetime.ApplicationStarted.Register(() => PlatformSecurity.LogMode(app.Services, app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("PersistentAgents.Agents")));
