@@ -1,4 +1,4 @@
-using System.Buffers;
+using System.IO.Pipelines;
 using System.Runtime.InteropServices;
 using System.Text.Encodings.Web;
 using System.Text.Json;
@@ -119,7 +119,7 @@ internal sealed class OpenAiEmbeddingsApi(IServiceProvider services)
             || (at > 0 && model.AsSpan().Equals(embedder.AsSpan(0, at), StringComparison.OrdinalIgnoreCase));
     }
 
-    private static async Task WriteReplyAsync(IBufferWriter<byte> body, EmbedReply reply, bool base64, CancellationToken cancellationToken)
+    private static async Task WriteReplyAsync(PipeWriter body, EmbedReply reply, bool base64, CancellationToken cancellationToken)
     {
         await using (var json = new Utf8JsonWriter(body, WriterOptions))
         {
@@ -161,10 +161,7 @@ internal sealed class OpenAiEmbeddingsApi(IServiceProvider services)
             json.WriteEndObject();
         }
 
-        if (body is System.IO.Pipelines.PipeWriter pipe)
-        {
-            await pipe.FlushAsync(cancellationToken);
-        }
+        await body.FlushAsync(cancellationToken);
     }
 
     private static async Task WriteErrorAsync(HttpContext context, EmbeddingsError error)
