@@ -14,7 +14,8 @@ namespace PersistentAgents.DaprContract.Tests;
 /// </summary>
 public sealed class GatewayStreamingTests : IAsyncLifetime, IDisposable
 {
-    // writer: about 25 words spread over 800 ms, a delta every 30 ms or so; sluggish: one every 2 s or more.
+    // writer: about 25 words spread over 800 ms, a delta every 30 ms or so; sluggish: one every 2 s or more;
+    // breaking: its stream breaks after some words.
     private const string Catalog = """
         simulated: always
         providers:
@@ -31,6 +32,11 @@ public sealed class GatewayStreamingTests : IAsyncLifetime, IDisposable
                 outputPricePerMTok: 2.0
                 quality: 0.8
                 simulation: { quality: 0.8, failureRate: 0, latencyMs: 60000 }
+              - name: breaking
+                inputPricePerMTok: 1.0
+                outputPricePerMTok: 2.0
+                quality: 0.8
+                simulation: { quality: 0.8, failureRate: 0, latencyMs: 100, midStreamFailureRate: 1 }
         """;
 
     private const string Prompt = "Summarise the quarterly numbers of every region for the board in plain words please";
@@ -99,6 +105,24 @@ public sealed class GatewayStreamingTests : IAsyncLifetime, IDisposable
         // Forwarded as written: the first piece arrives well before the reply ends, not with it.
         Assert.True(ended - pieces[0].At > TimeSpan.FromMilliseconds(400), $"first piece at {pieces[0].At.TotalMilliseconds} ms, end at {ended.TotalMilliseconds} ms");
         Assert.Equal((DaprComponents.Apps.Gateway, "/persistent_agents.v1.Gateway/CompleteStream"), Assert.Single(_agentsSidecar.Invocations));
+    }
+
+    [Fact]
+    public async Task A_stream_that_breaks_after_text_was_sent_ends_with_a_failed_final_reply_naming_the_break()
+    {
+        var pieces = new List<string>();
+
+        var reply = await new GatewayApiClient(_invocation).CompleteStreamingAsync(Request("breaking"), (delta, _) =>
+        {
+            pieces.Add(delta.Text);
+            return ValueTask.CompletedTask;
+        }, CancellationToken.None);
+
+        Assert.False(reply.Success);
+        Assert.NotEmpty(pieces);
+        Assert.Contains("sim-slow/breaking broke after", reply.StreamError, StringComparison.Ordinal);
+        // Not retried once text was out: a retry would send the caller a second beginning.
+        Assert.Single(reply.Attempts);
     }
 
     [Fact]
