@@ -409,6 +409,46 @@ public sealed class DistributedTopologyTests(PgliteServer postgres) : IAsyncLife
         Assert.Equal(401, anonymousStatus);
     }
 
+    [Fact]
+    public async Task The_agents_app_serves_openai_chat_completions_streamed_through_the_gateway_app_and_not_streamed()
+    {
+        const string Prompt = "Summarise the quarterly numbers of every region for the board";
+        using var request = new HttpRequestMessage(HttpMethod.Post, "/v1/chat/completions")
+        {
+            Content = new StringContent(
+                JsonSerializer.Serialize(new { model = "sim-a/a", stream = true, stream_options = new { include_usage = true }, messages = new[] { new { role = "user", content = Prompt } } }),
+                System.Text.Encoding.UTF8, "application/json"),
+        };
+        using var streamed = await _rest.SendAsync(request, HttpCompletionOption.ResponseHeadersRead);
+        var events = (await streamed.Content.ReadAsStringAsync())
+            .Split("\n\n", StringSplitOptions.RemoveEmptyEntries)
+            .Select(e => e.StartsWith("data: ", StringComparison.Ordinal) ? e["data: ".Length..] : throw new Xunit.Sdk.XunitException($"not an SSE data event: {e}"))
+            .ToList();
+        var (plainStatus, plain) = await PostJsonAsync(_rest, "/v1/chat/completions",
+            JsonSerializer.Serialize(new { model = "sim-a/a", messages = new[] { new { role = "user", content = Prompt } } }));
+
+        Assert.Equal(System.Net.HttpStatusCode.OK, streamed.StatusCode);
+        Assert.Equal("text/event-stream", streamed.Content.Headers.ContentType!.MediaType);
+        Assert.Equal("sim-a", streamed.Headers.GetValues("x-pa-provider").Single());
+        Assert.Equal("[DONE]", events[^1]);
+        var chunks = events[..^1].Select(e => JsonNode.Parse(e)!.AsObject()).ToList();
+        var contents = chunks
+            .Where(c => c["choices"]!.AsArray().Count > 0)
+            .Select(c => c["choices"]![0]!["delta"]!["content"]?.GetValue<string>())
+            .Where(c => !string.IsNullOrEmpty(c))
+            .ToList();
+        // The gateway app's deltas arrive as deltas, not as one block of text.
+        Assert.True(contents.Count >= 5, $"{contents.Count} content chunks: {string.Join(" | ", events)}");
+        Assert.StartsWith("[simulated sim-a/a]", string.Concat(contents), StringComparison.Ordinal);
+        Assert.Equal("stop", chunks.Last(c => c["choices"]!.AsArray().Count > 0)["choices"]![0]!["finish_reason"]!.GetValue<string>());
+        Assert.True(chunks[^1]["usage"]!["completion_tokens"]!.GetValue<JsonElement>().GetInt64() > 0);
+        Assert.Contains((DaprComponents.Apps.Gateway, "/persistent_agents.v1.Gateway/CompleteStream"), _agentsSidecar.Invocations);
+
+        Assert.True(plainStatus == 200, plain.ToJsonString());
+        Assert.StartsWith("[simulated sim-a/a]", plain["choices"]![0]!["message"]!["content"]!.GetValue<string>(), StringComparison.Ordinal);
+        Assert.Contains((DaprComponents.Apps.Gateway, "/persistent_agents.v1.Gateway/Complete"), _agentsSidecar.Invocations);
+    }
+
     private static async Task<(int Status, JsonObject Body)> PostJsonAsync(HttpClient client, string path, string json)
     {
         using var response = await client.PostAsync(new Uri(path, UriKind.Relative), new StringContent(json, System.Text.Encoding.UTF8, "application/json"));

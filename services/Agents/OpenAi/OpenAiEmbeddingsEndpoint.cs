@@ -60,18 +60,18 @@ internal sealed class OpenAiEmbeddingsApi(IServiceProvider services)
         }
         catch (JsonException e)
         {
-            await WriteErrorAsync(context, EmbeddingsError.Invalid(null, $"body: is not valid JSON ({e.Message})", "invalid_json"));
+            await OpenAiJson.SendErrorAsync(context.Response, OpenAiError.Invalid(null, $"body: is not valid JSON ({e.Message})", "invalid_json"));
             return;
         }
         catch (BadHttpRequestException e) when (e.StatusCode == StatusCodes.Status413PayloadTooLarge)
         {
-            await WriteErrorAsync(context, new EmbeddingsError(StatusCodes.Status413PayloadTooLarge,
+            await OpenAiJson.SendErrorAsync(context.Response, new OpenAiError(StatusCodes.Status413PayloadTooLarge,
                 $"body: is larger than {MaxBodyBytes} bytes", "invalid_request_error", null, "request_too_large"));
             return;
         }
         catch (InvalidEmbeddingsRequestException e)
         {
-            await WriteErrorAsync(context, e.Error);
+            await OpenAiJson.SendErrorAsync(context.Response, e.Error);
             return;
         }
 
@@ -84,7 +84,7 @@ internal sealed class OpenAiEmbeddingsApi(IServiceProvider services)
         }
         catch (RpcException e) when (!context.RequestAborted.IsCancellationRequested)
         {
-            await WriteErrorAsync(context, EmbeddingsError.FromMemory(e));
+            await OpenAiJson.SendErrorAsync(context.Response, FromMemory(e));
             return;
         }
 
@@ -93,15 +93,15 @@ internal sealed class OpenAiEmbeddingsApi(IServiceProvider services)
         var dimensions = reply.Embeddings.Count > 0 ? reply.Embeddings[0].Values.Count : 0;
         if (!Names(reply.Embedder, request.Model))
         {
-            await WriteErrorAsync(context, request.Model.Length == 0
-                ? EmbeddingsError.Invalid("model", $"model: is required; use '{reply.Embedder}'", "missing_required_parameter")
-                : EmbeddingsError.Invalid("model", $"model: '{request.Model}' is not this platform's embedder; use '{reply.Embedder}'", "model_not_found"));
+            await OpenAiJson.SendErrorAsync(context.Response, request.Model.Length == 0
+                ? OpenAiError.Invalid("model", $"model: is required; use '{reply.Embedder}'", "missing_required_parameter")
+                : OpenAiError.Invalid("model", $"model: '{request.Model}' is not this platform's embedder; use '{reply.Embedder}'", "model_not_found"));
             return;
         }
 
         if (request.Dimensions is { } asked && asked != dimensions)
         {
-            await WriteErrorAsync(context, EmbeddingsError.Invalid("dimensions",
+            await OpenAiJson.SendErrorAsync(context.Response, OpenAiError.Invalid("dimensions",
                 $"dimensions: {reply.Embedder} gives {dimensions} dimensions, not {asked}", "invalid_value"));
             return;
         }
@@ -109,6 +109,15 @@ internal sealed class OpenAiEmbeddingsApi(IServiceProvider services)
         context.Response.StatusCode = StatusCodes.Status200OK;
         context.Response.ContentType = "application/json";
         await WriteReplyAsync(context.Response.BodyWriter, reply, request.Base64, context.RequestAborted);
+    }
+
+    /// <summary>The memory service's refusal, whose limits name its field <c>inputs</c>: here it is <c>input</c>.</summary>
+    private static OpenAiError FromMemory(RpcException e)
+    {
+        var error = OpenAiError.Of(e);
+        return error.Message.StartsWith("inputs", StringComparison.Ordinal)
+            ? error with { Message = string.Concat("input", error.Message.AsSpan("inputs".Length)), Param = "input" }
+            : error;
     }
 
     /// <summary>The embedder's id ("{model}@{dimensions}") or its bare model name, in any case.</summary>
@@ -162,37 +171,6 @@ internal sealed class OpenAiEmbeddingsApi(IServiceProvider services)
         }
 
         await body.FlushAsync(cancellationToken);
-    }
-
-    private static async Task WriteErrorAsync(HttpContext context, EmbeddingsError error)
-    {
-        context.Response.StatusCode = error.Status;
-        context.Response.ContentType = "application/json";
-        await using (var json = new Utf8JsonWriter(context.Response.BodyWriter, WriterOptions))
-        {
-            json.WriteStartObject();
-            json.WriteStartObject("error");
-            json.WriteString("message", error.Message);
-            json.WriteString("type", error.Type);
-            WriteStringOrNull(json, "param", error.Param);
-            WriteStringOrNull(json, "code", error.Code);
-            json.WriteEndObject();
-            json.WriteEndObject();
-        }
-
-        await context.Response.BodyWriter.FlushAsync(context.RequestAborted);
-    }
-
-    private static void WriteStringOrNull(Utf8JsonWriter json, string name, string? value)
-    {
-        if (value is null)
-        {
-            json.WriteNull(name);
-        }
-        else
-        {
-            json.WriteString(name, value);
-        }
     }
 }
 
@@ -254,39 +232,11 @@ internal sealed record EmbeddingsRequest(IReadOnlyList<string> Inputs, string Mo
     }
 
     private static InvalidEmbeddingsRequestException Invalid(string? param, string message) =>
-        new(EmbeddingsError.Invalid(param, message, "invalid_value"));
-}
-
-/// <summary>An OpenAI error object and the HTTP status it goes out with.</summary>
-internal readonly record struct EmbeddingsError(int Status, string Message, string Type, string? Param, string? Code)
-{
-    public static EmbeddingsError Invalid(string? param, string message, string code) =>
-        new(StatusCodes.Status400BadRequest, message, "invalid_request_error", param, code);
-
-    /// <summary>
-    /// The memory service's refusal: its limits name its field <c>inputs</c>, which is <c>input</c> here.
-    /// </summary>
-    public static EmbeddingsError FromMemory(RpcException e)
-    {
-        var message = e.Status.Detail.StartsWith("inputs", StringComparison.Ordinal) ? string.Concat("input", e.Status.Detail.AsSpan("inputs".Length)) : e.Status.Detail;
-        var colon = message.IndexOf(':', StringComparison.Ordinal);
-        var field = colon > 0 && !message.AsSpan(0, colon).Contains(' ') ? message[..colon] : null;
-        var param = field?.Split('[')[0];
-        return e.StatusCode switch
-        {
-            StatusCode.InvalidArgument or StatusCode.OutOfRange => Invalid(param, message, "invalid_value"),
-            StatusCode.ResourceExhausted => new(StatusCodes.Status429TooManyRequests, message, "rate_limit_error", param, "resource_exhausted"),
-            StatusCode.PermissionDenied => new(StatusCodes.Status403Forbidden, message, "permission_error", param, "permission_denied"),
-            StatusCode.Unauthenticated => new(StatusCodes.Status401Unauthorized, message, "authentication_error", param, "unauthenticated"),
-            StatusCode.DeadlineExceeded => new(StatusCodes.Status504GatewayTimeout, message, "server_error", null, "timeout"),
-            StatusCode.Unavailable => new(StatusCodes.Status503ServiceUnavailable, message, "server_error", null, "unavailable"),
-            _ => new(StatusCodes.Status500InternalServerError, message, "server_error", null, "internal_error"),
-        };
-    }
+        new(OpenAiError.Invalid(param, message, "invalid_value"));
 }
 
 /// <summary>A request that cannot be read; <see cref="Error"/> names the field.</summary>
-internal sealed class InvalidEmbeddingsRequestException(EmbeddingsError error) : Exception(error.Message)
+internal sealed class InvalidEmbeddingsRequestException(OpenAiError error) : Exception(error.Message)
 {
-    public EmbeddingsError Error { get; } = error;
+    public OpenAiError Error { get; } = error;
 }
