@@ -48,6 +48,9 @@ public sealed class TimedMemoryApi(IMemoryApi inner, MemoryTimings timings) : IM
     public Task<PurgeReply> PurgeAsync(PurgeRequest request, CancellationToken cancellationToken) =>
         TimeAsync("Purge", () => inner.PurgeAsync(request, cancellationToken));
 
+    public Task<EmbedReply> EmbedAsync(EmbedRequest request, CancellationToken cancellationToken) =>
+        TimeAsync("Embed", () => inner.EmbedAsync(request, cancellationToken));
+
     private async Task<T> TimeAsync<T>(string operation, Func<Task<T>> call)
     {
         var started = Stopwatch.GetTimestamp();

@@ -76,6 +76,8 @@ public static class AgentsServiceHost
         app.MapActorsHandlers().RequireDaprAppToken(configuration);
         app.MapGroup("").RequireDaprAppToken(configuration).MapAgentTasksSubscription();
         app.MapGrpcHealthChecksService();
+        // OpenAI's embeddings route behind the public API's keys and tenant policy, embedding with the memory app's embedder.
+        app.MapGroup("").RequireAuthorization(Tenancy.TenantPolicy).MapOpenAiEmbeddingsApi();
         app.MapHealthChecks("/healthz");
         app.MapPrometheusMetrics();
         app.Lifetime.ApplicationStarted.Register(() => PlatformSecurity.LogMode(app.Services, app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("PersistentAgents.Agents")));

@@ -25,6 +25,9 @@ public interface IMemoryApi
     Task<MemoryUsageReply> GetUsageAsync(GetMemoryUsageRequest request, CancellationToken cancellationToken);
 
     Task<PurgeReply> PurgeAsync(PurgeRequest request, CancellationToken cancellationToken);
+
+    /// <summary>Embeds texts with the memory's embedder: unit-length vectors, in the order of the inputs.</summary>
+    Task<EmbedReply> EmbedAsync(EmbedRequest request, CancellationToken cancellationToken);
 }
 
 /// <summary>The memory service's periodic work for one agent, apart from its API so the service does not depend on it.</summary>

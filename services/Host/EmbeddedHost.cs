@@ -134,6 +134,7 @@ public static class EmbeddedHost
         app.MapGrpcHealthChecksService();
         app.MapPrometheusMetrics();
         app.MapGroup("").RequireAuthorization(Tenancy.TenantPolicy).MapOpenAiCompatibleApi();
+        app.MapGroup("").RequireAuthorization(Tenancy.TenantPolicy).MapOpenAiEmbeddingsApi();
         app.MapGroup("").RequireAuthorization(Tenancy.AdminPolicy).MapGatewayAdminApi();
 
         app.Lifetime.ApplicationStarted.Register(() => LogStart(app, dataDir, catalogPath));

@@ -34,6 +34,9 @@ public sealed class MemoryGrpcService(IMemoryApi memory, IMemoryMaintenanceApi m
     public override Task<ConsolidateReply> Consolidate(ConsolidateRequest request, ServerCallContext context) =>
         maintenance.ConsolidateAsync(request, context.CancellationToken);
 
+    public override Task<EmbedReply> Embed(EmbedRequest request, ServerCallContext context) =>
+        memory.EmbedAsync(request, context.CancellationToken);
+
     public override Task<MemoryUsageReply> GetUsage(GetMemoryUsageRequest request, ServerCallContext context) =>
         memory.GetUsageAsync(request, context.CancellationToken);
 }

@@ -48,6 +48,18 @@ public sealed class MemoryOptions
     /// <summary>Semantic memories kept per agent; past this the oldest (by when last written) are deleted.</summary>
     public int MaxSemanticMemoriesPerAgent { get; set; } = 10_000;
 
+    /// <summary>Texts one <c>Embed</c> call (the OpenAI-compatible <c>/v1/embeddings</c>) may carry.</summary>
+    public int EmbedMaxInputs { get; set; } = 256;
+
+    /// <summary>
+    /// Characters of one text an <c>Embed</c> call may carry. The model reads only its window (MiniLM: 256 word
+    /// pieces) and says the rest was cut; the bound keeps what is tokenised to no use small.
+    /// </summary>
+    public int EmbedMaxInputCharacters { get; set; } = 32_768;
+
+    /// <summary>Characters of all texts of one <c>Embed</c> call together.</summary>
+    public int EmbedMaxTotalCharacters { get; set; } = 1_048_576;
+
     /// <summary>
     /// The embedder (<see cref="EmbeddingOptions.Kind"/>: minilm, the default; hashed; or an OpenAI-compatible
     /// endpoint, whose missing key falls back to minilm). The stores hold whatever dimensions it makes, and

@@ -184,6 +184,31 @@ public sealed class MemoryService(
     }
 
     /// <summary>
+    /// The request's texts embedded as memory embeds its own (unit length, the embedder's dimensions), in one
+    /// batch and in their order, each saying whether the model read only its beginning.
+    /// </summary>
+    public async Task<EmbedReply> EmbedAsync(EmbedRequest request, CancellationToken cancellationToken)
+    {
+        ValidateEmbed(request.Inputs);
+        var generated = await embedder.GenerateAsync(request.Inputs, cancellationToken: cancellationToken);
+        var reply = new EmbedReply
+        {
+            Embedder = vectors.Embedder,
+            // The model's own count where it reports one (MiniLM: the word pieces it read, so not those cut
+            // off); the hashed embedder reports none, and the words it hashes are its tokens.
+            Tokens = generated.Usage?.InputTokenCount ?? request.Inputs.Sum(CountWords),
+        };
+        foreach (var embedding in generated)
+        {
+            var text = new EmbeddedText { Truncated = Embedders.WasTruncated(embedding) };
+            text.Values.AddRange(UnitLength(embedding.Vector));
+            reply.Embeddings.Add(text);
+        }
+
+        return reply;
+    }
+
+    /// <summary>
     /// A unit-length vector of the embedder's dimensions (the stores compare vectors by dot product): an
     /// endpoint that answers with other dimensions than it declared is refused, not stored beside the rest.
     /// </summary>
@@ -210,6 +235,63 @@ public sealed class MemoryService(
         }
 
         return vector;
+    }
+
+    private void ValidateEmbed(Google.Protobuf.Collections.RepeatedField<string> inputs)
+    {
+        if (inputs.Count == 0)
+        {
+            throw InvalidEmbed("inputs: must hold at least one text");
+        }
+
+        if (inputs.Count > _options.EmbedMaxInputs)
+        {
+            throw InvalidEmbed($"inputs: {inputs.Count} texts, the limit is {_options.EmbedMaxInputs} (Memory:{nameof(MemoryOptions.EmbedMaxInputs)})");
+        }
+
+        long total = 0;
+        for (var i = 0; i < inputs.Count; i++)
+        {
+            var length = inputs[i].Length;
+            if (length == 0)
+            {
+                throw InvalidEmbed($"inputs[{i}]: must not be empty");
+            }
+
+            if (length > _options.EmbedMaxInputCharacters)
+            {
+                throw InvalidEmbed($"inputs[{i}]: is {length} characters, the limit is {_options.EmbedMaxInputCharacters} (Memory:{nameof(MemoryOptions.EmbedMaxInputCharacters)})");
+            }
+
+            total += length;
+        }
+
+        if (total > _options.EmbedMaxTotalCharacters)
+        {
+            throw InvalidEmbed($"inputs: {total} characters in all, the limit is {_options.EmbedMaxTotalCharacters} (Memory:{nameof(MemoryOptions.EmbedMaxTotalCharacters)})");
+        }
+    }
+
+    private static RpcException InvalidEmbed(string message) =>
+        new(new Status(StatusCode.InvalidArgument, message));
+
+    /// <summary>Runs of letters and digits: the words <see cref="HashedNGramEmbedder"/> hashes.</summary>
+    private static long CountWords(string text)
+    {
+        long words = 0;
+        var inWord = false;
+        foreach (var c in text)
+        {
+            var letterOrDigit = char.IsLetterOrDigit(c);
+            if (letterOrDigit && !inWord)
+            {
+                words++;
+            }
+
+            inWord = letterOrDigit;
+        }
+
+        return words;
     }
 
     private static DateOnly? ParseDay(string value, string field)

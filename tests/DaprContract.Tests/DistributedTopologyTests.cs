@@ -388,6 +388,75 @@ public sealed class DistributedTopologyTests(PgliteServer postgres) : IAsyncLife
     }
 
     [Fact]
+    public async Task The_agents_app_serves_openai_embeddings_with_the_memory_services_embedder_behind_its_keys()
+    {
+        var (status, reply) = await PostJsonAsync(_rest, "/v1/embeddings", """{"model": "hashed-ngrams@768", "input": ["Invoice 4471 is overdue", "Lyon closes at six"]}""");
+        var manyInputs = System.Text.Json.JsonSerializer.Serialize(new { model = "hashed-ngrams@768", input = Enumerable.Repeat("word", 257) });
+        var (tooManyStatus, tooMany) = await PostJsonAsync(_rest, "/v1/embeddings", manyInputs);
+        using var anonymous = new HttpClient { BaseAddress = _agentsApp };
+        var (anonymousStatus, _) = await PostJsonAsync(anonymous, "/v1/embeddings", """{"model": "hashed-ngrams@768", "input": "hello"}""");
+
+        Assert.True(status == 200, reply.ToJsonString());
+        Assert.Equal("hashed-ngrams@768", reply["model"]!.GetValue<string>());
+        Assert.Equal(2, reply["data"]!.AsArray().Count);
+        Assert.All(reply["data"]!.AsArray(), d => Assert.Equal(768, d!["embedding"]!.AsArray().Count));
+        Assert.Equal(8, reply["usage"]!["prompt_tokens"]!.GetValue<JsonElement>().GetInt64());
+        Assert.Contains((DaprComponents.Apps.Memory, "/persistent_agents.v1.Memory/Embed"), _agentsSidecar.Invocations);
+        // The memory service's limit, refused over gRPC, comes back as an OpenAI error naming the field.
+        Assert.Equal(400, tooManyStatus);
+        Assert.Equal("input", tooMany["error"]!["param"]!.GetValue<string>());
+        Assert.StartsWith("input: 257 texts, the limit is 256", tooMany["error"]!["message"]!.GetValue<string>(), StringComparison.Ordinal);
+        Assert.Equal(401, anonymousStatus);
+    }
+
+    [Fact]
+    public async Task The_agents_app_serves_openai_chat_completions_streamed_through_the_gateway_app_and_not_streamed()
+    {
+        const string Prompt = "Summarise the quarterly numbers of every region for the board";
+        using var request = new HttpRequestMessage(HttpMethod.Post, "/v1/chat/completions")
+        {
+            Content = new StringContent(
+                JsonSerializer.Serialize(new { model = "sim-a/a", stream = true, stream_options = new { include_usage = true }, messages = new[] { new { role = "user", content = Prompt } } }),
+                System.Text.Encoding.UTF8, "application/json"),
+        };
+        using var streamed = await _rest.SendAsync(request, HttpCompletionOption.ResponseHeadersRead);
+        var events = (await streamed.Content.ReadAsStringAsync())
+            .Split("\n\n", StringSplitOptions.RemoveEmptyEntries)
+            .Select(e => e.StartsWith("data: ", StringComparison.Ordinal) ? e["data: ".Length..] : throw new Xunit.Sdk.XunitException($"not an SSE data event: {e}"))
+            .ToList();
+        var (plainStatus, plain) = await PostJsonAsync(_rest, "/v1/chat/completions",
+            JsonSerializer.Serialize(new { model = "sim-a/a", messages = new[] { new { role = "user", content = Prompt } } }));
+
+        Assert.Equal(System.Net.HttpStatusCode.OK, streamed.StatusCode);
+        Assert.Equal("text/event-stream", streamed.Content.Headers.ContentType!.MediaType);
+        Assert.Equal("sim-a", streamed.Headers.GetValues("x-pa-provider").Single());
+        Assert.Equal("[DONE]", events[^1]);
+        var chunks = events[..^1].Select(e => JsonNode.Parse(e)!.AsObject()).ToList();
+        var contents = chunks
+            .Where(c => c["choices"]!.AsArray().Count > 0)
+            .Select(c => c["choices"]![0]!["delta"]!["content"]?.GetValue<string>())
+            .Where(c => !string.IsNullOrEmpty(c))
+            .ToList();
+        // The gateway app's deltas arrive as deltas, not as one block of text.
+        Assert.True(contents.Count >= 5, $"{contents.Count} content chunks: {string.Join(" | ", events)}");
+        Assert.StartsWith("[simulated sim-a/a]", string.Concat(contents), StringComparison.Ordinal);
+        Assert.Equal("stop", chunks.Last(c => c["choices"]!.AsArray().Count > 0)["choices"]![0]!["finish_reason"]!.GetValue<string>());
+        Assert.True(chunks[^1]["usage"]!["completion_tokens"]!.GetValue<JsonElement>().GetInt64() > 0);
+        Assert.Contains((DaprComponents.Apps.Gateway, "/persistent_agents.v1.Gateway/CompleteStream"), _agentsSidecar.Invocations);
+
+        Assert.True(plainStatus == 200, plain.ToJsonString());
+        Assert.StartsWith("[simulated sim-a/a]", plain["choices"]![0]!["message"]!["content"]!.GetValue<string>(), StringComparison.Ordinal);
+        Assert.Contains((DaprComponents.Apps.Gateway, "/persistent_agents.v1.Gateway/Complete"), _agentsSidecar.Invocations);
+    }
+
+    private static async Task<(int Status, JsonObject Body)> PostJsonAsync(HttpClient client, string path, string json)
+    {
+        using var response = await client.PostAsync(new Uri(path, UriKind.Relative), new StringContent(json, System.Text.Encoding.UTF8, "application/json"));
+        var text = await response.Content.ReadAsStringAsync();
+        return ((int)response.StatusCode, text.Length == 0 ? [] : JsonNode.Parse(text)!.AsObject());
+    }
+
+    [Fact]
     public async Task A_restarted_agents_service_finds_every_agent_as_it_left_it()
     {
         await CompleteAsync("durable", new { prompt = "Remember the Lyon office hours" });

@@ -753,7 +753,9 @@ public sealed class SidecarDouble : IAsyncDisposable
 
     /// <summary>
     /// gRPC service invocation as daprd does it: a call to the sidecar's gRPC port naming another app in its
-    /// <c>dapr-app-id</c> metadata is forwarded, as it is, to that app.
+    /// <c>dapr-app-id</c> metadata is forwarded, as it is, to that app. daprd proxies unary and streamed calls
+    /// alike; so does the forwarder, which passes each message of a stream on as it comes, with the trailers
+    /// at its end, and a caller's cancellation to the app.
     /// </summary>
     private async Task ProxyInvocationAsync(HttpContext context, IHttpForwarder forwarder)
     {

@@ -27,6 +27,8 @@ public sealed class MemoryApiClient(DaprServiceInvocation dapr) : IMemoryApi
     public Task<MemoryUsageReply> GetUsageAsync(GetMemoryUsageRequest request, CancellationToken cancellationToken) => _client.GetUsageAsync(request, To(cancellationToken)).ResponseAsync;
 
     public Task<PurgeReply> PurgeAsync(PurgeRequest request, CancellationToken cancellationToken) => _client.PurgeAsync(request, To(cancellationToken)).ResponseAsync;
+
+    public Task<EmbedReply> EmbedAsync(EmbedRequest request, CancellationToken cancellationToken) => _client.EmbedAsync(request, To(cancellationToken)).ResponseAsync;
 }
 
 /// <summary>The memory service's periodic work for one agent over gRPC through Dapr service invocation.</summary>
@@ -62,10 +64,7 @@ public sealed class LearningApiClient(DaprServiceInvocation dapr) : ILearningApi
     public Task<ExperimentResults> GetExperimentsAsync(GetExperimentsRequest request, CancellationToken cancellationToken) => _client.GetExperimentsAsync(request, To(cancellationToken)).ResponseAsync;
 }
 
-/// <summary>
-/// The gateway's API over gRPC through Dapr service invocation. The gateway has no streaming method yet, so
-/// a streamed complete is one call whose whole text is handed over as one piece.
-/// </summary>
+/// <summary>The gateway's API over gRPC through Dapr service invocation.</summary>
 public sealed class GatewayApiClient(DaprServiceInvocation dapr) : IGatewayApi
 {
     private readonly Contracts.V1.Gateway.GatewayClient _client = new(dapr.Channel);
@@ -74,16 +73,40 @@ public sealed class GatewayApiClient(DaprServiceInvocation dapr) : IGatewayApi
 
     public Task<GatewayReply> CompleteAsync(GatewayRequest request, CancellationToken cancellationToken) => _client.CompleteAsync(request, To(cancellationToken)).ResponseAsync;
 
+    /// <summary>
+    /// The gateway's CompleteStream, which the sidecars proxy as it is written: each delta goes to
+    /// <paramref name="onDelta"/> as it arrives, and the call's end is the final reply. A stream may last
+    /// longer than a call's deadline, so the deadline bounds the wait for each event instead.
+    /// </summary>
     public async Task<GatewayReply> CompleteStreamingAsync(GatewayRequest request, Func<GatewayDelta, CancellationToken, ValueTask> onDelta, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(onDelta);
-        var reply = await CompleteAsync(request, cancellationToken);
-        if (reply.Success && reply.Text.Length > 0)
+        using var idle = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        idle.CancelAfter(dapr.Timeout);
+        using var call = _client.CompleteStream(request, dapr.ToStream(DaprComponents.Apps.Gateway, idle.Token));
+        try
         {
-            await onDelta(new GatewayDelta { Text = reply.Text, Arm = reply.Arm, Simulated = reply.Simulated, CacheHit = reply.CacheHit }, cancellationToken);
+            while (await call.ResponseStream.MoveNext(idle.Token))
+            {
+                switch (call.ResponseStream.Current)
+                {
+                    case { EventCase: GatewayStreamEvent.EventOneofCase.Final, Final: var reply }:
+                        return reply;
+                    case { EventCase: GatewayStreamEvent.EventOneofCase.Delta, Delta: var delta }:
+                        await onDelta(delta, cancellationToken);
+                        break;
+                }
+
+                idle.CancelAfter(dapr.Timeout);
+            }
+        }
+        catch (Grpc.Core.RpcException e) when (e.StatusCode == Grpc.Core.StatusCode.Cancelled && idle.IsCancellationRequested && !cancellationToken.IsCancellationRequested)
+        {
+            throw new Grpc.Core.RpcException(new Grpc.Core.Status(Grpc.Core.StatusCode.DeadlineExceeded,
+                $"the gateway's stream sent nothing for {dapr.Timeout.TotalSeconds:0.#} s (Agents:ServiceCallTimeout)"));
         }
 
-        return reply;
+        throw new Grpc.Core.RpcException(new Grpc.Core.Status(Grpc.Core.StatusCode.Internal, "the gateway's stream ended without its final reply"));
     }
 
     public Task<ModelCatalog> ListModelsAsync(ListModelsRequest request, CancellationToken cancellationToken) => _client.ListModelsAsync(request, To(cancellationToken)).ResponseAsync;

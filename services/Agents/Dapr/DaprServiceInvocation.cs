@@ -41,5 +41,15 @@ public sealed class DaprServiceInvocation : IDisposable
         return new CallOptions(headers, DateTime.UtcNow + _timeout, cancellationToken);
     }
 
+    /// <summary>
+    /// The options of a server-streaming call: no deadline over the whole call, which lasts as long as the
+    /// reply is being written; the caller bounds the wait for each message with <see cref="Timeout"/>.
+    /// </summary>
+    public CallOptions ToStream(string appId, CancellationToken cancellationToken) =>
+        To(appId, cancellationToken).WithDeadline(DateTime.MaxValue);
+
+    /// <summary>How long a call, or a streamed call's wait for its next message, may take.</summary>
+    public TimeSpan Timeout => _timeout;
+
     public void Dispose() => Channel.Dispose();
 }
