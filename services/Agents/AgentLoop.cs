@@ -102,6 +102,13 @@ public sealed class AgentLoop(
             throw new RpcException(new Status(StatusCode.ResourceExhausted, $"budget: {result.BudgetMessage}"));
         }
 
+        if (result.CallerError is { } refused)
+        {
+            // The provider refused the request itself (a content policy, a context too long for every model): the
+            // caller's to fix, not an arm's failure, so nothing is remembered and learning does not count it.
+            throw new RpcException(new Status(StatusCode.InvalidArgument, $"prompt: {refused.Message} ({refused.Code})"));
+        }
+
         reply.Text = result.Text;
         reply.Provider = result.Arm?.Provider ?? "";
         reply.Model = result.Arm?.Model ?? "";
@@ -177,7 +184,9 @@ public sealed class AgentLoop(
         if (!result.Success)
         {
             var tried = string.Join("; ", result.Attempts.Select(a => $"{a.Arm.Provider}/{a.Arm.Model} {a.Outcome}: {a.Error}"));
-            throw new RpcException(new Status(StatusCode.Unavailable, $"every provider failed for interaction {interactionId}: {tried}"));
+            throw new RpcException(new Status(
+                result.DeadlineExceeded ? StatusCode.DeadlineExceeded : StatusCode.Unavailable,
+                $"{(result.DeadlineExceeded ? "the request deadline passed" : "every provider failed")} for interaction {interactionId}: {tried}"));
         }
 
         return reply;

@@ -125,6 +125,30 @@ public sealed class OpenAiToolsAndFormatsTests
     }
 
     [Fact]
+    public async Task An_operator_tells_a_simulated_provider_never_to_call_tools_and_back()
+    {
+        await using var host = await TestHost.StartAsync(TestHost.NewDataDir(), ToolCatalog);
+        var request = """
+            {"model":"sim-best/best","messages":[{"role":"user","content":"Where is order 4471?"}],
+             "tools":[{"type":"function","function":{"name":"lookup_order","parameters":{"type":"object","properties":{"id":{"type":"string"}}}}}]}
+            """;
+
+        var (setStatus, set) = await host.SendAsync(HttpMethod.Put, "/admin/providers/sim-best/simulation", new { toolCalls = "never" });
+        var (_, text) = await PostAsync(host, request);
+        await host.SendAsync(HttpMethod.Delete, "/admin/providers/sim-best/simulation");
+        // Another order, so that the response cache cannot answer with the text reply from before.
+        var (_, call) = await PostAsync(host, request.Replace("4471", "4417", StringComparison.Ordinal));
+        var (badStatus, bad) = await host.SendAsync(HttpMethod.Put, "/admin/providers/sim-best/simulation", new { toolCalls = "sometimes" });
+
+        Assert.Equal(200, setStatus);
+        Assert.Equal("never", set["toolCalls"]!.GetValue<string>());
+        Assert.Equal("stop", text["choices"]![0]!["finish_reason"]!.GetValue<string>());
+        Assert.Equal("tool_calls", call["choices"]![0]!["finish_reason"]!.GetValue<string>());
+        Assert.Equal(400, badStatus);
+        Assert.StartsWith("toolCalls:", bad["message"]!.GetValue<string>(), StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task A_streamed_tool_call_comes_as_one_openai_tool_call_delta_for_the_official_client_and_on_the_wire()
     {
         await using var host = await TestHost.StartAsync(TestHost.NewDataDir(), ToolCatalog);

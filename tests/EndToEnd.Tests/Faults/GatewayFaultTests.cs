@@ -315,6 +315,24 @@ public static class GatewayFaultTests
         }
 
         [Fact]
+        public async Task A_content_policy_rejection_of_an_agent_turn_is_a_400_and_nothing_is_remembered()
+        {
+            await using var primary = await FakeOpenAiUpstream.StartAsync("model-a");
+            await using var fallback = await FakeOpenAiUpstream.StartAsync("model-b");
+            primary.Default = Fail(400, "invalid_request_error", "content_policy_violation",
+                "Your request was rejected as a result of our safety system.");
+            await using var host = await FaultHost.StartAsync(Primary(primary), Fallback(fallback));
+
+            var (status, error) = await host.CompleteAsync("refused-agent", new { prompt = "Something the provider refuses to answer." });
+
+            Assert.Equal(400, status);
+            Assert.Contains("safety system", error["message"]!.GetValue<string>(), StringComparison.Ordinal);
+            Assert.Contains("content_policy_violation", error["message"]!.GetValue<string>(), StringComparison.Ordinal);
+            Assert.Equal(0, fallback.Count);
+            Assert.Empty(host.Episodes("refused-agent"));
+        }
+
+        [Fact]
         public async Task A_trailing_assistant_message_is_never_sent_to_a_fallback_without_prefill()
         {
             await using var primary = await FakeOpenAiUpstream.StartAsync("model-a");
