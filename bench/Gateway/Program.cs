@@ -88,14 +88,10 @@ if (targets.Contains("portkey"))
     await EnsurePortkeyAsync();
 }
 
-var portkeyVersion = targets.Contains("portkey")
-    ? JsonNode.Parse(await File.ReadAllTextAsync(Path.Combine(portkeyDir, "node_modules", "@portkey-ai", "gateway", "package.json")))!["version"]!.GetValue<string>()
-    : "-";
-var honoVersion = targets.Contains("portkey")
-    ? JsonNode.Parse(await File.ReadAllTextAsync(Path.Combine(portkeyDir, "node_modules", "@hono", "node-server", "package.json")))!["version"]!.GetValue<string>()
-    : "-";
-var nodeVersion = targets.Contains("portkey") ? (await CaptureAsync("node", "--version")).Trim() : "-";
-Progress($"{RuntimeInformation.FrameworkDescription}, {Environment.ProcessorCount} cores; node {nodeVersion}, @portkey-ai/gateway {portkeyVersion} on @hono/node-server {honoVersion}; work folder {work}");
+var portkeyDescription = targets.Contains("portkey")
+    ? $"node {(await CaptureAsync("node", "--version")).Trim()}, @portkey-ai/gateway {await InstalledVersionAsync("@portkey-ai/gateway")} on @hono/node-server {await InstalledVersionAsync("@hono/node-server")}"
+    : "Portkey not measured";
+Progress($"{RuntimeInformation.FrameworkDescription}, {Environment.ProcessorCount} cores; {portkeyDescription}; work folder {work}");
 
 var results = new List<(int Delay, RunResult Run)>();
 var notes = new List<string>();
@@ -280,7 +276,7 @@ void Report()
 {
     var output = new StringBuilder();
     output.AppendLine(CultureInfo.InvariantCulture, $"gateway overhead: {sequentialCount} sequential requests, then open-loop rates {string.Join(", ", rates)} rps for {seconds} s each; one target at a time");
-    output.AppendLine(CultureInfo.InvariantCulture, $"{RuntimeInformation.FrameworkDescription}; node {nodeVersion}; @portkey-ai/gateway {portkeyVersion} on @hono/node-server {honoVersion}; {Environment.ProcessorCount} cores shared by the load generator, the fake upstream and the gateway under test");
+    output.AppendLine(CultureInfo.InvariantCulture, $"{RuntimeInformation.FrameworkDescription}; {portkeyDescription}; {Environment.ProcessorCount} cores shared by the load generator, the fake upstream and the gateway under test");
     if (passes.Contains("streamed"))
     {
         output.AppendLine(CultureInfo.InvariantCulture, $"streams: {shape.Chunks} content chunks, the first after the upstream delay, then {shape.GapMs} ms apart; usage chunk; [DONE]");
@@ -491,15 +487,20 @@ async Task<bool> PortkeyInstalledAsPinnedAsync()
     var locked = JsonNode.Parse(await File.ReadAllTextAsync(Path.Combine(portkeyDir, "package-lock.json")))!["packages"]!;
     foreach (var package in new[] { "@portkey-ai/gateway", "@hono/node-server" })
     {
-        var installed = Path.Combine(portkeyDir, "node_modules", package, "package.json");
-        if (!File.Exists(installed)
-            || JsonNode.Parse(await File.ReadAllTextAsync(installed))!["version"]!.GetValue<string>() != locked[$"node_modules/{package}"]!["version"]!.GetValue<string>())
+        if (await InstalledVersionAsync(package) != locked[$"node_modules/{package}"]!["version"]!.GetValue<string>())
         {
             return false;
         }
     }
 
     return File.Exists(Path.Combine(portkeyDir, "node_modules", "@portkey-ai", "gateway", "build", "start-server.js"));
+}
+
+// The version of a package in bench/Gateway/portkey/node_modules, or null when it is not there.
+async Task<string?> InstalledVersionAsync(string package)
+{
+    var manifest = Path.Combine(portkeyDir, "node_modules", package, "package.json");
+    return File.Exists(manifest) ? JsonNode.Parse(await File.ReadAllTextAsync(manifest))!["version"]!.GetValue<string>() : null;
 }
 
 static async Task<string> CaptureAsync(string fileName, string argument)
