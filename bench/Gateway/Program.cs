@@ -432,8 +432,10 @@ RunResult? Find(int delay, bool streamed, string target, string loadName) =>
 // "ours added | Portkey added | ours / Portkey" for one percentile.
 static string Versus(double ours, double? portkey, double direct)
 {
-    var (o, p) = (ours - direct, portkey is { } value ? value - direct : double.NaN);
-    return string.Create(CultureInfo.InvariantCulture, $"{o:0.000} | {p:0.000} | {Ratio(o, p)}");
+    var o = ours - direct;
+    return portkey is { } value
+        ? string.Create(CultureInfo.InvariantCulture, $"{o:0.000} | {value - direct:0.000} | {Ratio(o, value - direct)}")
+        : string.Create(CultureInfo.InvariantCulture, $"{o:0.000} | - | -");
 }
 
 static string Added(double? value, double? baseline) =>
