@@ -5,6 +5,7 @@ using Microsoft.AspNetCore.Routing;
 using Microsoft.Extensions.DependencyInjection;
 using PersistentAgents.Gateway.Providers;
 using PersistentAgents.Contracts;
+using PersistentAgents.Gateway.Catalog;
 
 namespace PersistentAgents.Gateway;
 
@@ -15,7 +16,7 @@ namespace PersistentAgents.Gateway;
 /// </summary>
 public static class AdminEndpoints
 {
-    private static readonly string[] Settings = ["failureRate", "latencyMs", "quality", "midStreamFailureRate"];
+    private static readonly string[] Settings = ["failureRate", "latencyMs", "quality", "midStreamFailureRate", "toolCalls"];
 
     public static IEndpointRouteBuilder MapGatewayAdminApi(this IEndpointRouteBuilder routes)
     {
@@ -27,6 +28,7 @@ public static class AdminEndpoints
             }
 
             Dictionary<string, double> values;
+            SimulatedToolCalls? toolCalls = null;
             try
             {
                 using var body = await JsonDocument.ParseAsync(context.Request.Body, cancellationToken: context.RequestAborted);
@@ -41,6 +43,19 @@ public static class AdminEndpoints
                     if (!Settings.Contains(property.Name))
                     {
                         return Error(StatusCodes.Status400BadRequest, $"{property.Name}: is not a simulation setting ({string.Join(", ", Settings)})");
+                    }
+
+                    if (property.Name == "toolCalls")
+                    {
+                        toolCalls = property.Value.ValueKind == JsonValueKind.String && property.Value.GetString() is "auto" or "never"
+                            ? (property.Value.GetString() == "auto" ? SimulatedToolCalls.Auto : SimulatedToolCalls.Never)
+                            : null;
+                        if (toolCalls is null)
+                        {
+                            return Error(StatusCodes.Status400BadRequest, "toolCalls: must be \"auto\" or \"never\"");
+                        }
+
+                        continue;
                     }
 
                     if (property.Value.ValueKind != JsonValueKind.Number)
@@ -64,7 +79,8 @@ public static class AdminEndpoints
                     values.TryGetValue("failureRate", out var failureRate) ? failureRate : current.FailureRate,
                     values.TryGetValue("latencyMs", out var latencyMs) ? latencyMs : current.LatencyMs,
                     values.TryGetValue("quality", out var quality) ? quality : current.Quality,
-                    values.TryGetValue("midStreamFailureRate", out var midStream) ? midStream : current.MidStreamFailureRate);
+                    values.TryGetValue("midStreamFailureRate", out var midStream) ? midStream : current.MidStreamFailureRate,
+                    toolCalls ?? current.ToolCalls);
             }
             catch (ArgumentOutOfRangeException e)
             {
@@ -94,6 +110,7 @@ public static class AdminEndpoints
         latencyMs = current.LatencyMs,
         quality = current.Quality,
         midStreamFailureRate = current.MidStreamFailureRate,
+        toolCalls = current.ToolCalls?.ToString().ToLowerInvariant(),
     };
 
     private static IResult Error(int status, string message) =>

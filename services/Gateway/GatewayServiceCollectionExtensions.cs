@@ -30,7 +30,7 @@ public static class GatewayServiceCollectionExtensions
         {
             var providers = catalog.Providers
                 .Where(p => sp.GetRequiredService<ActiveProviders>().Models.Any(m => m.Provider.Name == p.Name))
-                .Select(p => (p.Name, TimeSpan.FromSeconds(p.TimeoutSeconds)))
+                .Select(p => p.Name)
                 .ToList();
             var resilience = new ProviderResilience(
                 providers,
@@ -40,7 +40,7 @@ public static class GatewayServiceCollectionExtensions
                 sp.GetRequiredService<ILogger<ProviderResilience>>());
             GatewayTelemetry.ObserveCircuits(
                 sp.GetRequiredService<System.Diagnostics.Metrics.IMeterFactory>().Create(new System.Diagnostics.Metrics.MeterOptions(GatewayTelemetry.Name)),
-                () => providers.Select(p => (p.Name, resilience.CircuitStateOf(p.Name))));
+                () => providers.Select(p => (p, resilience.CircuitStateOf(p))));
             return resilience;
         });
         services.AddSingleton<IGatewayApi>(sp => new GatewayService(
@@ -50,7 +50,8 @@ public static class GatewayServiceCollectionExtensions
             sp.GetRequiredService<ResponseCache>(),
             sp.GetRequiredService<SpendLedger>(),
             sp.GetRequiredService<TimeProvider>(),
-            sp.GetRequiredService<ILogger<GatewayService>>()));
+            sp.GetRequiredService<ILogger<GatewayService>>(),
+            sp.GetRequiredService<IOptions<ResilienceOptions>>().Value));
         return services;
     }
 
@@ -68,7 +69,7 @@ public static class GatewayServiceCollectionExtensions
             }
 
             var adapter = ChatClientProvider.Create(provider, key);
-            real.AddRange(provider.Models.Select(m => new ActiveModel(adapter, m)));
+            real.AddRange(provider.Models.Select(m => new ActiveModel(adapter, m) { CallTimeout = TimeSpan.FromSeconds(provider.TimeoutSeconds) }));
         }
 
         var useSimulated = catalog.Simulated == SimulatedMode.Always || (catalog.Simulated == SimulatedMode.Auto && real.Count == 0);
@@ -79,7 +80,7 @@ public static class GatewayServiceCollectionExtensions
                 {
                     // One adapter per provider, so a run-time override reaches all its models.
                     var adapter = new SimulatedProvider(p.Name);
-                    return p.Models.Select(m => new ActiveModel(adapter, m));
+                    return p.Models.Select(m => new ActiveModel(adapter, m) { CallTimeout = TimeSpan.FromSeconds(p.TimeoutSeconds) });
                 })
                 .ToList()
             : [];

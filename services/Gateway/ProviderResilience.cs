@@ -5,7 +5,6 @@ using Polly;
 using Polly.CircuitBreaker;
 using Polly.RateLimiting;
 using Polly.Retry;
-using Polly.Timeout;
 using PersistentAgents.Contracts;
 using PersistentAgents.Contracts.V1;
 using PersistentAgents.Gateway.Providers;
@@ -15,7 +14,10 @@ namespace PersistentAgents.Gateway;
 /// <summary>Settings of the per-provider resilience pipeline.</summary>
 public sealed class ResilienceOptions
 {
-    /// <summary>Retries of a retryable failure (429, 5xx, timeout, broken connection) on the same provider.</summary>
+    /// <summary>
+    /// Retries of a transient failure (429, 5xx, a broken connection) on the same provider. A timeout is never
+    /// retried there: a provider that went silent once is likely to again, and the next candidate is tried.
+    /// </summary>
     public int MaxRetries { get; set; } = 2;
 
     /// <summary>First retry delay; later ones double, with jitter.</summary>
@@ -37,13 +39,19 @@ public sealed class ResilienceOptions
 
     /// <summary>Calls in flight to one provider; more wait in a queue of the same size, then are refused.</summary>
     public int MaxConcurrency { get; set; } = 64;
+
+    /// <summary>
+    /// How long a request may wait for the first byte of its reply, over all candidates together (for a
+    /// non-streamed reply, the whole reply). Below the Dapr call deadlines, so the caller hears why.
+    /// </summary>
+    public TimeSpan RequestDeadline { get; set; } = TimeSpan.FromSeconds(45);
 }
 
 /// <summary>
 /// One Polly pipeline per provider, outermost first: a concurrency limit, retries with jittered backoff
-/// for retryable failures only (honouring a 429's Retry-After), a circuit breaker with half-open probes,
-/// and a timeout per attempt, so a hanging provider counts as a failing one. Circuit changes are logged
-/// and published on <c>provider-health</c>.
+/// for transient failures only (honouring a 429's Retry-After), and a circuit breaker with half-open probes
+/// that counts the provider's failures and silences (the gateway's per-attempt limits throw inside it) but not
+/// the caller's refused requests. Circuit changes are logged and published on <c>provider-health</c>.
 /// </summary>
 public sealed class ProviderResilience
 {
@@ -53,7 +61,7 @@ public sealed class ProviderResilience
     private readonly TimeProvider _timeProvider;
 
     public ProviderResilience(
-        IEnumerable<(string Provider, TimeSpan Timeout)> providers,
+        IEnumerable<string> providers,
         ResilienceOptions options,
         IEventPublisher events,
         TimeProvider timeProvider,
@@ -61,7 +69,7 @@ public sealed class ProviderResilience
     {
         _byProvider = new(StringComparer.Ordinal);
         _timeProvider = timeProvider;
-        foreach (var (provider, timeout) in providers)
+        foreach (var provider in providers)
         {
             var circuit = new CircuitBreakerStateProvider();
             async ValueTask Announce(string state, string reason)
@@ -82,7 +90,6 @@ public sealed class ProviderResilience
                     Delay = options.RetryBaseDelay,
                     ShouldHandle = new PredicateBuilder()
                         .Handle<ProviderException>(e => e.Retryable && !(e.RetryAfter > options.MaxRetryAfter))
-                        .Handle<TimeoutRejectedException>()
                         .Handle<HttpRequestException>(),
                     DelayGenerator = args => ValueTask.FromResult(
                         args.Outcome.Exception is ProviderException { RetryAfter: { } retryAfter } ? (TimeSpan?)retryAfter : null),
@@ -97,8 +104,7 @@ public sealed class ProviderResilience
                 BreakDuration = options.BreakDuration,
                 StateProvider = circuit,
                 ShouldHandle = new PredicateBuilder()
-                    .Handle<ProviderException>()
-                    .Handle<TimeoutRejectedException>()
+                    .Handle<ProviderException>(e => e.Failure is not (ProviderFailure.Caller or ProviderFailure.ContextTooLong))
                     .Handle<HttpRequestException>(),
                 OnOpened = async args =>
                 {
@@ -119,7 +125,7 @@ public sealed class ProviderResilience
                     await Announce("closed", "recovered");
                 },
             });
-            _byProvider[provider] = (builder.AddTimeout(timeout).Build(), circuit);
+            _byProvider[provider] = (builder.Build(), circuit);
         }
     }
 

@@ -120,7 +120,8 @@ public sealed class ResponseCache(IEmbeddingGenerator<string, Embedding<float>> 
         }
 
         QuestionEmbedding? question = null;
-        if (_options.Semantic && _byContext.TryGetValue(keys.Context, out var candidates) && !candidates.IsEmpty)
+        // Only a person's question may be matched by meaning; a tool's result is data, matched exactly or not at all.
+        if (_options.Semantic && request.Messages[^1].Role == "user" && _byContext.TryGetValue(keys.Context, out var candidates) && !candidates.IsEmpty)
         {
             question = await EmbedQuestionAsync(request, keys.Question, cancellationToken);
             if (SameMeaning(candidates.Values, keys.Question, question.Value, now) is { } similar)
@@ -263,6 +264,20 @@ public sealed class ResponseCache(IEmbeddingGenerator<string, Embedding<float>> 
         Field(context, request.TaskType);
         Field(context, GatewayService.FormatOf(request).ToString());
         Field(context, request.AnswerParameters);
+        // What the request asks of the answer in its own fields (the platform's routes set these without
+        // answer parameters): the generation settings, tools and their choice, the reply's schema.
+        Field(context, request.Options?.ToString() ?? "");
+        Field(context, request.Tools.Count.ToString(CultureInfo.InvariantCulture));
+        foreach (var tool in request.Tools)
+        {
+            Field(context, tool.ToString());
+        }
+
+        Field(context, request.ToolChoice);
+        Field(context, request.HasParallelToolCalls ? request.ParallelToolCalls.ToString() : "");
+        Field(context, request.JsonSchema);
+        Field(context, request.JsonSchemaName);
+        Field(context, request.JsonSchemaStrict ? "strict" : "");
         Field(context, request.Candidates.Count.ToString(CultureInfo.InvariantCulture));
         foreach (var arm in request.Candidates)
         {
@@ -279,11 +294,20 @@ public sealed class ResponseCache(IEmbeddingGenerator<string, Embedding<float>> 
             {
                 Field(context, CacheKeyNormalizer.Normalize(messages[i].Content));
             }
+
+            // Tool calls and results are data, not prose: exact, never normalised.
+            Field(context, messages[i].ToolCallId);
+            Field(context, messages[i].ToolCalls.Count.ToString(CultureInfo.InvariantCulture));
+            foreach (var call in messages[i].ToolCalls)
+            {
+                Field(context, call.ToString());
+            }
         }
 
         var question = messages.Count > 0 ? messages[^1].Content : "";
         var contextKey = Hash(context.ToString());
-        return new RequestKeys(Hash(Field(new StringBuilder(contextKey), CacheKeyNormalizer.Normalize(question)).ToString()), contextKey, question);
+        var exactQuestion = messages.Count > 0 && messages[^1].Role == "tool" ? question : CacheKeyNormalizer.Normalize(question);
+        return new RequestKeys(Hash(Field(new StringBuilder(contextKey), exactQuestion).ToString()), contextKey, question);
     }
 
     private static StringBuilder Field(StringBuilder text, string value) =>

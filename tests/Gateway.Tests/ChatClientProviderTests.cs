@@ -15,7 +15,7 @@ public sealed class ChatClientProviderTests
         using var fake = new FakeProvider(kind);
         fake.Answer(200, fake.ReplyBody());
 
-        var completion = await fake.Provider.CompleteAsync(FakeProvider.Model, "email_routing", FakeProvider.Messages, ReplyFormat.Text, CancellationToken.None);
+        var completion = await fake.Provider.CompleteAsync(FakeProvider.Model, "email_routing", FakeProvider.Messages, new Microsoft.Extensions.AI.ChatOptions(), CancellationToken.None);
 
         Assert.Equal("Send it to billing.", completion.Text);
         Assert.Equal(150, completion.InputTokens); // Anthropic: 20 uncached + 100 cache reads + 30 cache writes
@@ -106,6 +106,67 @@ public sealed class ChatClientProviderTests
     }
 
     [Theory]
+    [InlineData(400, "content_policy_violation", "Your request was rejected by the safety system.", ProviderFailure.Caller)]
+    [InlineData(400, "context_length_exceeded", "This model's maximum context length is 8192 tokens.", ProviderFailure.ContextTooLong)]
+    [InlineData(400, null, "Please reduce the length of the messages: the context window is 4096.", ProviderFailure.ContextTooLong)]
+    [InlineData(422, "invalid_value", "temperature: must be at most 2", ProviderFailure.Caller)]
+    [InlineData(401, "invalid_api_key", "Incorrect API key provided.", ProviderFailure.Provider)]
+    [InlineData(404, "model_not_found", "The model does not exist.", ProviderFailure.Provider)]
+    public async Task An_openai_refusal_is_read_from_its_error_body(int status, string? code, string message, ProviderFailure expected)
+    {
+        using var fake = new FakeProvider("openai");
+        var codeJson = code is null ? "null" : $"\"{code}\"";
+        fake.Answer(status, $$$"""{"error":{"message":"{{{message}}}","type":"invalid_request_error","param":"messages","code":{{{codeJson}}}}}""");
+
+        var failure = await FailureOf(fake);
+
+        Assert.Equal(expected, failure.Failure);
+        Assert.NotNull(failure.Refusal);
+        Assert.Equal(status, failure.Refusal.Status);
+        Assert.Equal(code, failure.Refusal.Code);
+        Assert.Equal(message, failure.Refusal.Message);
+        Assert.Equal("messages", failure.Refusal.Param);
+    }
+
+    [Fact]
+    public async Task Tools_schema_and_settings_reach_an_openai_provider_on_the_wire_and_its_tool_calls_come_back()
+    {
+        using var fake = new FakeProvider("openai");
+        fake.Answer(200, """
+            {"id":"chatcmpl-1","object":"chat.completion","created":1700000000,"model":"model-test",
+             "choices":[{"index":0,"message":{"role":"assistant","content":null,
+               "tool_calls":[{"id":"call_7","type":"function","function":{"name":"lookup_order","arguments":"{\"id\":\"4471\"}"}}]},
+               "finish_reason":"tool_calls"}],
+             "usage":{"prompt_tokens":50,"completion_tokens":9,"total_tokens":59}}
+            """);
+        var request = new PersistentAgents.Contracts.V1.GatewayRequest { ToolChoice = "lookup_order", ParallelToolCalls = false };
+        request.Messages.Add(new PersistentAgents.Contracts.V1.ChatMessage { Role = "user", Content = "Where is order 4471?" });
+        request.Tools.Add(new PersistentAgents.Contracts.V1.ToolDefinition
+        {
+            Name = "lookup_order", Description = "Finds an order", Strict = true,
+            ParametersJson = """{"type":"object","properties":{"id":{"type":"string"}},"required":["id"],"additionalProperties":false}""",
+        });
+        request.Options = new PersistentAgents.Contracts.V1.CompletionOptions { MaxOutputTokens = 100, Seed = 3, User = "end-user-9" };
+
+        var completion = await fake.Provider.CompleteAsync(
+            FakeProvider.Model, "t", GatewayChatOptions.MessagesOf(request), GatewayChatOptions.For(request), CancellationToken.None);
+
+        var call = Assert.Single(completion.ToolCalls!);
+        Assert.Equal("call_7", call.CallId);
+        Assert.Equal("{\"id\":\"4471\"}", GatewayChatOptions.ToToolCall(call).ArgumentsJson);
+        Assert.Equal(Microsoft.Extensions.AI.ChatFinishReason.ToolCalls, completion.FinishReason);
+        using var sent = System.Text.Json.JsonDocument.Parse(Assert.Single(fake.Server.LogEntries).RequestMessage.Body!);
+        var body = sent.RootElement;
+        var function = body.GetProperty("tools")[0].GetProperty("function");
+        Assert.Equal("lookup_order", function.GetProperty("name").GetString());
+        Assert.True(function.GetProperty("strict").GetBoolean());
+        Assert.Equal("lookup_order", body.GetProperty("tool_choice").GetProperty("function").GetProperty("name").GetString());
+        Assert.False(body.GetProperty("parallel_tool_calls").GetBoolean());
+        Assert.Equal(3, body.GetProperty("seed").GetInt32());
+        Assert.Equal("end-user-9", body.GetProperty("user").GetString());
+    }
+
+    [Theory]
     [InlineData("openai", "this is not json at all")]
     [InlineData("anthropic", "this is not json at all")]
     [InlineData("openai", """{"id":"chatcmpl-1","object":"chat.completion","choices":[{"index":0,"message":{"role":"assis""")]
@@ -152,14 +213,15 @@ public sealed class ChatClientProviderTests
     [Theory]
     [InlineData("openai")]
     [InlineData("anthropic")]
-    public async Task A_provider_slower_than_its_timeout_is_retryable(string kind)
+    public async Task A_provider_slower_than_its_timeout_is_a_timeout_that_is_not_retried(string kind)
     {
         using var fake = new FakeProvider(kind, timeoutSeconds: 0.5);
         fake.Answer(200, fake.ReplyBody(), delay: TimeSpan.FromSeconds(3));
 
         var failure = await FailureOf(fake);
 
-        Assert.True(failure.Retryable);
+        Assert.Equal(ProviderFailure.Timeout, failure.Failure);
+        Assert.False(failure.Retryable);
         Assert.Contains("timed out", failure.Message, StringComparison.Ordinal);
     }
 
@@ -173,7 +235,7 @@ public sealed class ChatClientProviderTests
         using var cancel = new CancellationTokenSource(TimeSpan.FromMilliseconds(200));
 
         await Assert.ThrowsAnyAsync<OperationCanceledException>(
-            () => fake.Provider.CompleteAsync(FakeProvider.Model, "t", FakeProvider.Messages, ReplyFormat.Text, cancel.Token));
+            () => fake.Provider.CompleteAsync(FakeProvider.Model, "t", FakeProvider.Messages, new Microsoft.Extensions.AI.ChatOptions(), cancel.Token));
     }
 
     [Theory]
@@ -211,5 +273,5 @@ public sealed class ChatClientProviderTests
     }
 
     private static Task<ProviderException> FailureOf(FakeProvider fake) => Assert.ThrowsAsync<ProviderException>(
-        () => fake.Provider.CompleteAsync(FakeProvider.Model, "email_routing", FakeProvider.Messages, ReplyFormat.Text, CancellationToken.None));
+        () => fake.Provider.CompleteAsync(FakeProvider.Model, "email_routing", FakeProvider.Messages, new Microsoft.Extensions.AI.ChatOptions(), CancellationToken.None));
 }

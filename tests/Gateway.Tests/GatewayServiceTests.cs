@@ -12,7 +12,7 @@ using PersistentAgents.Memory;
 
 namespace PersistentAgents.Gateway.Tests;
 
-public sealed class GatewayServiceTests
+public sealed partial class GatewayServiceTests
 {
     private static readonly ModelDefinition Priced = new() { Name = "m", InputPricePerMTok = 2.5, OutputPricePerMTok = 10 };
     private static readonly ModelDefinition Free = new() { Name = "free", InputPricePerMTok = 0, OutputPricePerMTok = 0 };
@@ -91,7 +91,7 @@ public sealed class GatewayServiceTests
             .CompleteAsync(Request("hello"), CancellationToken.None);
 
         Assert.Equal("from healthy", reply.Text);
-        Assert.Equal("timed out", reply.Attempts[0].Error);
+        Assert.Equal("hanging/m did not answer within 0.3 s", reply.Attempts[0].Error);
         Assert.True(clock.Elapsed < TimeSpan.FromSeconds(2), $"took {clock.Elapsed}");
     }
 
@@ -261,15 +261,17 @@ public sealed class GatewayServiceTests
         ResponseCacheOptions? cache = null, BudgetOptions? budgets = null, IReadOnlyList<ModelDefinition>? models = null,
         Microsoft.Extensions.AI.IEmbeddingGenerator<string, Microsoft.Extensions.AI.Embedding<float>>? embedder = null)
     {
-        var active = providers.Select((p, i) => new ActiveModel(p, models?[i] ?? Priced)).ToList();
+        var active = providers.Select((p, i) => new ActiveModel(p, models?[i] ?? Priced) { CallTimeout = timeout ?? TimeSpan.FromSeconds(5) }).ToList();
+        var options = resilience ?? new ResilienceOptions { RetryBaseDelay = TimeSpan.FromMilliseconds(10) };
         return new GatewayService(
             active,
-            new ProviderResilience(providers.Select(p => (p.Name, timeout ?? TimeSpan.FromSeconds(5))), resilience ?? new ResilienceOptions { RetryBaseDelay = TimeSpan.FromMilliseconds(10) }, _events, _time, NullLogger<ProviderResilience>.Instance),
+            new ProviderResilience(providers.Select(p => p.Name), options, _events, _time, NullLogger<ProviderResilience>.Instance),
             new TokenCounter(),
             new ResponseCache(embedder ?? new HashedNGramEmbedder(), Options.Create(cache ?? new ResponseCacheOptions { Enabled = false }), _time),
             new SpendLedger(new MemorySpendStore(), Options.Create(budgets ?? new BudgetOptions()), _time),
             _time,
-            NullLogger<GatewayService>.Instance);
+            NullLogger<GatewayService>.Instance,
+            options);
     }
 
     private sealed class MemorySpendStore : ISpendStore

@@ -139,6 +139,39 @@ public sealed class ResponseCacheTests
     }
 
     [Fact]
+    public async Task The_requests_own_settings_tools_schema_and_tool_results_are_part_of_the_key()
+    {
+        var cache = Cache(new ResponseCacheOptions { Semantic = true }, new StubEmbedder(_ => [1, 0, 0, 0]));
+        var stored = Request("Where does invoice 4471 go?");
+        await StoreAsync(cache, stored, "the stored answer");
+
+        var hotter = Request("Where does invoice 4471 go?");
+        hotter.Options = new CompletionOptions { Temperature = 1.5 };
+        var withTool = Request("Where does invoice 4471 go?");
+        withTool.Tools.Add(new ToolDefinition { Name = "lookup_invoice" });
+        var withSchema = Request("Where does invoice 4471 go?");
+        withSchema.ResponseFormat = "json";
+        withSchema.JsonSchema = """{"type":"object"}""";
+        foreach (var asked in new[] { hotter, withTool, withSchema })
+        {
+            Assert.Equal(CacheHit.None, (await cache.LookupAsync(asked, CancellationToken.None)).Hit);
+        }
+
+        // A tool's result is data: one that differs only in case is another result, never a hit.
+        var result = Request("Where does invoice 4471 go?");
+        result.Messages.Add(new ChatMessage { Role = "assistant", ToolCalls = { new ToolCall { Id = "call_1", Name = "lookup_invoice", ArgumentsJson = """{"id":"4471"}""" } } });
+        result.Messages.Add(new ChatMessage { Role = "tool", ToolCallId = "call_1", Content = "Status: PAID" });
+        await StoreAsync(cache, result, "It is paid.");
+        var otherCase = result.Clone();
+        otherCase.Messages[^1].Content = "status: paid";
+        Assert.Equal(CacheHit.None, (await cache.LookupAsync(otherCase, CancellationToken.None)).Hit);
+        var otherCall = result.Clone();
+        otherCall.Messages[^2].ToolCalls[0].ArgumentsJson = """{"id":"4417"}""";
+        Assert.Equal(CacheHit.None, (await cache.LookupAsync(otherCall, CancellationToken.None)).Hit);
+        Assert.Equal(CacheHit.Exact, (await cache.LookupAsync(result.Clone(), CancellationToken.None)).Hit);
+    }
+
+    [Fact]
     public async Task A_miss_embeds_its_question_once_and_stores_the_lookups_vector()
     {
         using var embedder = new StubEmbedder(_ => [1, 0, 0, 0]);

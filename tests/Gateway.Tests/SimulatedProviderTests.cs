@@ -24,13 +24,13 @@ public sealed class SimulatedProviderTests
         var provider = new SimulatedProvider("sim");
         var model = Model();
 
-        var completion = await provider.CompleteAsync(model, "email_routing", FakeProvider.Messages, ReplyFormat.Text, CancellationToken.None);
-        var chunks = await ReadAllAsync(provider.StreamAsync(model, "email_routing", FakeProvider.Messages, ReplyFormat.Text, CancellationToken.None));
+        var completion = await provider.CompleteAsync(model, "email_routing", FakeProvider.Messages, new Microsoft.Extensions.AI.ChatOptions(), CancellationToken.None);
+        var chunks = await ReadAllAsync(provider.StreamAsync(model, "email_routing", FakeProvider.Messages, new Microsoft.Extensions.AI.ChatOptions(), CancellationToken.None));
 
         Assert.True(chunks.Count > 5);
         Assert.Equal(completion.Text, string.Concat(chunks.Select(c => c.TextDelta)));
         Assert.All(chunks.SkipLast(1), c => Assert.False(string.IsNullOrWhiteSpace(c.TextDelta)));
-        Assert.Equal(new ProviderChunk("", ReportedQuality: 0.8, IsLast: true), chunks[^1]);
+        Assert.Equal(new ProviderChunk("", ReportedQuality: 0.8, IsLast: true, FinishReason: Microsoft.Extensions.AI.ChatFinishReason.Stop), chunks[^1]);
     }
 
     [Fact]
@@ -38,11 +38,11 @@ public sealed class SimulatedProviderTests
     {
         var provider = new SimulatedProvider("sim");
         var model = Model(latencyMs: 300);
-        await ReadAllAsync(provider.StreamAsync(Model(), "t", FakeProvider.Messages, ReplyFormat.Text, CancellationToken.None)); // warm-up
+        await ReadAllAsync(provider.StreamAsync(Model(), "t", FakeProvider.Messages, new Microsoft.Extensions.AI.ChatOptions(), CancellationToken.None)); // warm-up
         var arrivals = new List<TimeSpan>();
         var clock = Stopwatch.StartNew();
 
-        await foreach (var _ in provider.StreamAsync(model, "t", FakeProvider.Messages, ReplyFormat.Text, CancellationToken.None))
+        await foreach (var _ in provider.StreamAsync(model, "t", FakeProvider.Messages, new Microsoft.Extensions.AI.ChatOptions(), CancellationToken.None))
         {
             arrivals.Add(clock.Elapsed);
         }
@@ -58,7 +58,7 @@ public sealed class SimulatedProviderTests
     {
         var provider = new SimulatedProvider("sim");
 
-        var (chunks, failure) = await ReadUntilFailureAsync(provider.StreamAsync(Model(failureRate: 1), "t", FakeProvider.Messages, ReplyFormat.Text, CancellationToken.None));
+        var (chunks, failure) = await ReadUntilFailureAsync(provider.StreamAsync(Model(failureRate: 1), "t", FakeProvider.Messages, new Microsoft.Extensions.AI.ChatOptions(), CancellationToken.None));
 
         Assert.Empty(chunks);
         Assert.True(failure.Retryable);
@@ -71,7 +71,7 @@ public sealed class SimulatedProviderTests
 
         for (var i = 0; i < 20; i++)
         {
-            var (chunks, failure) = await ReadUntilFailureAsync(provider.StreamAsync(Model(midStream: 1), "t", FakeProvider.Messages, ReplyFormat.Text, CancellationToken.None));
+            var (chunks, failure) = await ReadUntilFailureAsync(provider.StreamAsync(Model(midStream: 1), "t", FakeProvider.Messages, new Microsoft.Extensions.AI.ChatOptions(), CancellationToken.None));
 
             Assert.NotEmpty(chunks);
             Assert.DoesNotContain(chunks, c => c.IsLast);
@@ -92,18 +92,18 @@ public sealed class SimulatedProviderTests
         Assert.Equal(0.1, provider.CurrentBehaviour(other, "summarise").Quality);
         Assert.Equal(1, provider.CurrentBehaviour(model, "summarise").LatencyMs);
         Assert.Equal(0, provider.CurrentBehaviour(model, "summarise").FailureRate); // not overridden: the catalog's
-        Assert.Equal(0.1, (await provider.CompleteAsync(model, "t", FakeProvider.Messages, ReplyFormat.Text, CancellationToken.None)).ReportedQuality);
+        Assert.Equal(0.1, (await provider.CompleteAsync(model, "t", FakeProvider.Messages, new Microsoft.Extensions.AI.ChatOptions(), CancellationToken.None)).ReportedQuality);
         Assert.Equal(new SimulationOverride(null, 1, 0.1), provider.CurrentOverride);
 
         provider.Override(failureRate: 1, latencyMs: null, quality: null);
-        await Assert.ThrowsAsync<ProviderException>(() => provider.CompleteAsync(model, "t", FakeProvider.Messages, ReplyFormat.Text, CancellationToken.None));
+        await Assert.ThrowsAsync<ProviderException>(() => provider.CompleteAsync(model, "t", FakeProvider.Messages, new Microsoft.Extensions.AI.ChatOptions(), CancellationToken.None));
         Assert.Equal(0.4, provider.CurrentBehaviour(model, "summarise").Quality); // the previous override is replaced
 
         provider.ResetOverride();
         Assert.True(provider.CurrentOverride.IsEmpty);
         Assert.Equal(0.8, provider.CurrentBehaviour(model, "email_routing").Quality);
         Assert.Equal(5, provider.CurrentBehaviour(model, "summarise").LatencyMs);
-        Assert.Equal(0.8, (await provider.CompleteAsync(model, "t", FakeProvider.Messages, ReplyFormat.Text, CancellationToken.None)).ReportedQuality);
+        Assert.Equal(0.8, (await provider.CompleteAsync(model, "t", FakeProvider.Messages, new Microsoft.Extensions.AI.ChatOptions(), CancellationToken.None)).ReportedQuality);
     }
 
     [Theory]
@@ -152,7 +152,7 @@ public sealed class SimulatedProviderTests
                 return;
             }
 
-            var completion = await provider.CompleteAsync(model, "t", FakeProvider.Messages, ReplyFormat.Text, CancellationToken.None);
+            var completion = await provider.CompleteAsync(model, "t", FakeProvider.Messages, new Microsoft.Extensions.AI.ChatOptions(), CancellationToken.None);
             Assert.InRange(completion.ReportedQuality!.Value, 0, 1);
         }));
         await Task.WhenAll(calls);
@@ -165,6 +165,6 @@ public sealed class SimulatedProviderTests
         using var cancel = new CancellationTokenSource(TimeSpan.FromMilliseconds(100));
 
         await Assert.ThrowsAnyAsync<OperationCanceledException>(
-            () => ReadAllAsync(provider.StreamAsync(Model(latencyMs: 10_000), "t", FakeProvider.Messages, ReplyFormat.Text, cancel.Token)));
+            () => ReadAllAsync(provider.StreamAsync(Model(latencyMs: 10_000), "t", FakeProvider.Messages, new Microsoft.Extensions.AI.ChatOptions(), cancel.Token)));
     }
 }

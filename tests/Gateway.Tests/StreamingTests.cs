@@ -16,7 +16,7 @@ public sealed class StreamingTests
         using var fake = new FakeProvider(kind);
         fake.Answer(200, fake.StreamBody(Deltas), "text/event-stream");
 
-        var chunks = await ReadAllAsync(fake.Provider.StreamAsync(FakeProvider.Model, "email_routing", FakeProvider.Messages, ReplyFormat.Text, CancellationToken.None));
+        var chunks = await ReadAllAsync(fake.Provider.StreamAsync(FakeProvider.Model, "email_routing", FakeProvider.Messages, new Microsoft.Extensions.AI.ChatOptions(), CancellationToken.None));
 
         Assert.Equal(Deltas, chunks.SkipLast(1).Select(c => c.TextDelta));
         Assert.All(chunks.SkipLast(1), c => Assert.False(c.IsLast));
@@ -43,7 +43,7 @@ public sealed class StreamingTests
         using var fake = new FakeProvider(kind);
         fake.Answer(200, fake.StreamBody(Deltas[..2], complete: false), "text/event-stream");
 
-        var (chunks, failure) = await ReadUntilFailureAsync(fake.Provider.StreamAsync(FakeProvider.Model, "t", FakeProvider.Messages, ReplyFormat.Text, CancellationToken.None));
+        var (chunks, failure) = await ReadUntilFailureAsync(fake.Provider.StreamAsync(FakeProvider.Model, "t", FakeProvider.Messages, new Microsoft.Extensions.AI.ChatOptions(), CancellationToken.None));
 
         Assert.Equal(Deltas[..2], chunks.Select(c => c.TextDelta));
         Assert.DoesNotContain(chunks, c => c.IsLast);
@@ -72,7 +72,7 @@ public sealed class StreamingTests
         };
         using var provider = ChatClientProvider.Create(definition, FakeProvider.Key);
 
-        var (chunks, failure) = await ReadUntilFailureAsync(provider.StreamAsync(FakeProvider.Model, "t", FakeProvider.Messages, ReplyFormat.Text, CancellationToken.None));
+        var (chunks, failure) = await ReadUntilFailureAsync(provider.StreamAsync(FakeProvider.Model, "t", FakeProvider.Messages, new Microsoft.Extensions.AI.ChatOptions(), CancellationToken.None));
 
         Assert.Equal(Deltas[..3], chunks.Select(c => c.TextDelta));
         Assert.True(failure.Retryable);
@@ -91,7 +91,7 @@ public sealed class StreamingTests
         using var fake = new FakeProvider(kind);
         fake.Answer(status, fake.ErrorBody("some_error"), headers: new Dictionary<string, string> { ["Retry-After"] = "2" });
 
-        var (chunks, failure) = await ReadUntilFailureAsync(fake.Provider.StreamAsync(FakeProvider.Model, "t", FakeProvider.Messages, ReplyFormat.Text, CancellationToken.None));
+        var (chunks, failure) = await ReadUntilFailureAsync(fake.Provider.StreamAsync(FakeProvider.Model, "t", FakeProvider.Messages, new Microsoft.Extensions.AI.ChatOptions(), CancellationToken.None));
 
         Assert.Empty(chunks);
         Assert.Equal(retryable, failure.Retryable);
@@ -113,7 +113,7 @@ public sealed class StreamingTests
                    "event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\",\"message\":\"Overloaded\"}}\n\n";
         fake.Answer(200, body, "text/event-stream");
 
-        var (chunks, failure) = await ReadUntilFailureAsync(fake.Provider.StreamAsync(FakeProvider.Model, "t", FakeProvider.Messages, ReplyFormat.Text, CancellationToken.None));
+        var (chunks, failure) = await ReadUntilFailureAsync(fake.Provider.StreamAsync(FakeProvider.Model, "t", FakeProvider.Messages, new Microsoft.Extensions.AI.ChatOptions(), CancellationToken.None));
 
         Assert.Equal(Deltas[..2], chunks.Select(c => c.TextDelta));
         Assert.True(failure.Retryable);
@@ -130,7 +130,7 @@ public sealed class StreamingTests
             ? "data: {\"this is\": not json\n\n"
             : "event: message_start\ndata: {\"this is\": not json\n\n", "text/event-stream");
 
-        var (chunks, failure) = await ReadUntilFailureAsync(fake.Provider.StreamAsync(FakeProvider.Model, "t", FakeProvider.Messages, ReplyFormat.Text, CancellationToken.None));
+        var (chunks, failure) = await ReadUntilFailureAsync(fake.Provider.StreamAsync(FakeProvider.Model, "t", FakeProvider.Messages, new Microsoft.Extensions.AI.ChatOptions(), CancellationToken.None));
 
         Assert.Empty(chunks);
         Assert.False(failure.Retryable, failure.ToString());

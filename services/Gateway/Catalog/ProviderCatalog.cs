@@ -155,8 +155,17 @@ public sealed class ModelDefinition
     /// <summary>Declared quality 0..1: the learning prior for a task type never seen.</summary>
     public double Quality { get; set; } = 0.7;
 
-    /// <summary>The capability names a model may declare.</summary>
-    public static readonly IReadOnlyList<string> KnownCapabilities = ["json", "tools", "streaming", "vision"];
+    /// <summary>
+    /// The capability names a model may declare. "prefill": it accepts a conversation that ends with an assistant
+    /// message and continues it.
+    /// </summary>
+    public static readonly IReadOnlyList<string> KnownCapabilities = ["json", "tools", "streaming", "vision", "prefill"];
+
+    /// <summary>A streamed call that has sent nothing for this long fails over to the next candidate.</summary>
+    public double FirstTokenSeconds { get; set; } = 10;
+
+    /// <summary>A streamed call that sends nothing more for this long, before or during its reply, fails over (or, once text was sent, breaks).</summary>
+    public double StallSeconds { get; set; } = 10;
 
     /// <summary>What the model can do beyond plain chat, from <see cref="KnownCapabilities"/>; every adapter streams.</summary>
     public List<string> Capabilities { get; set; } = ["streaming"];
@@ -186,6 +195,16 @@ public sealed class ModelDefinition
         if (ContextWindow <= 0)
         {
             throw new CatalogException($"{at}.contextWindow: must be positive");
+        }
+
+        if (FirstTokenSeconds is <= 0 or > 600)
+        {
+            throw new CatalogException($"{at}.firstTokenSeconds: must be between 0 and 600");
+        }
+
+        if (StallSeconds is <= 0 or > 600)
+        {
+            throw new CatalogException($"{at}.stallSeconds: must be between 0 and 600");
         }
 
         Capabilities ??= [];
@@ -219,6 +238,9 @@ public sealed class SimulationDefinition
 
     /// <summary>Per task type overrides of quality, failure rate and latency.</summary>
     public Dictionary<string, SimulationBehaviour> TaskTypes { get; set; } = [];
+
+    /// <summary>Whether a model with the "tools" capability calls a tool the request declares.</summary>
+    public SimulatedToolCalls ToolCalls { get; set; } = SimulatedToolCalls.Auto;
 
     public SimulationBehaviour For(string taskType)
     {
@@ -271,6 +293,16 @@ public sealed class SimulationDefinition
             throw new CatalogException($"{at}.midStreamFailureRate: must be between 0 and 1");
         }
     }
+}
+
+/// <summary>When a simulated model calls a declared tool.</summary>
+public enum SimulatedToolCalls
+{
+    /// <summary>As a model would: when tools are declared, the choice allows a call, and no tool result came last.</summary>
+    Auto,
+
+    /// <summary>Never: it always answers in text.</summary>
+    Never,
 }
 
 public sealed class SimulationBehaviour

@@ -37,7 +37,7 @@ internal sealed class AnthropicChatClientKind : ChatClientKind
     public override ProviderException? Translate(string provider, Exception error, ProviderHttpCall call) => error switch
     {
         AnthropicApiException answered => ChatClientProvider.FromStatus(
-            provider, (int)answered.StatusCode, TypeOf(answered), call.RetryAfter),
+            provider, (int)answered.StatusCode, new ProviderRefusal((int)answered.StatusCode, TypeOf(answered), Code: null, answered.Message, Param: null), call.RetryAfter),
 
         // An error event inside a stream that had started with 200.
         AnthropicSseException streamed => new ProviderException(

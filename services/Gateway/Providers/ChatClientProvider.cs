@@ -58,13 +58,8 @@ public sealed class ChatClientProvider : IChatModelProvider, IDisposable
         }
     }
 
-    private static readonly ChatOptions JsonReply = new() { ResponseFormat = ChatResponseFormat.Json };
-
-    /// <summary>JSON mode where the connector has one (OpenAI's response_format); null keeps every default.</summary>
-    private static ChatOptions? OptionsFor(ReplyFormat format) => format == ReplyFormat.Json ? JsonReply.Clone() : null;
-
     public async Task<ProviderCompletion> CompleteAsync(
-        ModelDefinition model, string taskType, IReadOnlyList<ChatMessage> messages, ReplyFormat format, CancellationToken cancellationToken)
+        ModelDefinition model, string taskType, IReadOnlyList<ChatMessage> messages, ChatOptions options, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(model);
         var chatClient = ClientFor(model);
@@ -72,7 +67,7 @@ public sealed class ChatClientProvider : IChatModelProvider, IDisposable
         ChatResponse response;
         try
         {
-            response = await chatClient.GetResponseAsync(messages, OptionsFor(format), cancellationToken);
+            response = await chatClient.GetResponseAsync(messages, _kind.Prepare(options), cancellationToken);
         }
         catch (Exception e) when (Translate(e, call, cancellationToken) is { } failure)
         {
@@ -80,13 +75,15 @@ public sealed class ChatClientProvider : IChatModelProvider, IDisposable
         }
 
         var text = response.Text;
-        if (string.IsNullOrWhiteSpace(text))
+        var toolCalls = response.Messages.SelectMany(m => m.Contents).OfType<FunctionCallContent>().ToList();
+        if (string.IsNullOrWhiteSpace(text) && toolCalls.Count == 0)
         {
             throw new ProviderException($"{Name} returned an empty reply", retryable: false);
         }
 
         var usage = response.Usage;
-        return new ProviderCompletion(text, usage?.InputTokenCount, usage?.OutputTokenCount, ReportedQuality: null, usage?.CachedInputTokenCount);
+        return new ProviderCompletion(
+            text, usage?.InputTokenCount, usage?.OutputTokenCount, ReportedQuality: null, usage?.CachedInputTokenCount, toolCalls, response.FinishReason);
     }
 
     /// <summary>
@@ -94,7 +91,7 @@ public sealed class ChatClientProvider : IChatModelProvider, IDisposable
     /// the provider's finish) throws a <see cref="ProviderException"/>, also after deltas were yielded.
     /// </summary>
     public async IAsyncEnumerable<ProviderChunk> StreamAsync(
-        ModelDefinition model, string taskType, IReadOnlyList<ChatMessage> messages, ReplyFormat format, [EnumeratorCancellation] CancellationToken cancellationToken)
+        ModelDefinition model, string taskType, IReadOnlyList<ChatMessage> messages, ChatOptions options, [EnumeratorCancellation] CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(model);
         var chatClient = ClientFor(model);
@@ -102,7 +99,7 @@ public sealed class ChatClientProvider : IChatModelProvider, IDisposable
         IAsyncEnumerator<ChatResponseUpdate> updates;
         try
         {
-            updates = chatClient.GetStreamingResponseAsync(messages, OptionsFor(format), cancellationToken).GetAsyncEnumerator(cancellationToken);
+            updates = chatClient.GetStreamingResponseAsync(messages, _kind.Prepare(options), cancellationToken).GetAsyncEnumerator(cancellationToken);
         }
         catch (Exception e) when (Translate(e, call, cancellationToken) is { } failure)
         {
@@ -110,7 +107,7 @@ public sealed class ChatClientProvider : IChatModelProvider, IDisposable
         }
 
         var anyText = false;
-        var finished = false;
+        ChatFinishReason? finished = null;
         UsageDetails? usage = null;
         await using (updates)
         {
@@ -132,13 +129,19 @@ public sealed class ChatClientProvider : IChatModelProvider, IDisposable
                     throw failure;
                 }
 
-                finished |= update.FinishReason is not null;
+                finished = update.FinishReason ?? finished;
                 foreach (var content in update.Contents)
                 {
                     if (content is UsageContent reported)
                     {
                         // Providers report usage once, or cumulatively: the last report is the whole call's.
                         usage = reported.Details;
+                    }
+                    else if (content is FunctionCallContent toolCall)
+                    {
+                        // The connectors assemble a call's argument fragments and hand it over whole.
+                        anyText = true;
+                        yield return new ProviderChunk("", ToolCall: toolCall);
                     }
                 }
 
@@ -151,7 +154,7 @@ public sealed class ChatClientProvider : IChatModelProvider, IDisposable
             }
         }
 
-        if (!finished)
+        if (finished is null)
         {
             throw new ProviderException(
                 anyText ? $"{Name} broke off the stream before the reply was complete" : $"{Name} ended the stream without a reply",
@@ -164,7 +167,7 @@ public sealed class ChatClientProvider : IChatModelProvider, IDisposable
         }
 
         yield return new ProviderChunk(
-            "", usage?.InputTokenCount, usage?.OutputTokenCount, ReportedQuality: null, IsLast: true, usage?.CachedInputTokenCount);
+            "", usage?.InputTokenCount, usage?.OutputTokenCount, ReportedQuality: null, IsLast: true, usage?.CachedInputTokenCount, FinishReason: finished);
     }
 
     public void Dispose()
@@ -194,27 +197,48 @@ public sealed class ChatClientProvider : IChatModelProvider, IDisposable
 
         return _kind.Translate(Name, error, call) ?? error switch
         {
-            OperationCanceledException or TimeoutException => new ProviderException($"{Name} timed out", retryable: true, error),
-            HttpRequestException { StatusCode: { } status } => FromStatus(Name, (int)status, errorType: null, call.RetryAfter),
+            OperationCanceledException or TimeoutException => new ProviderException($"{Name} timed out", ProviderFailure.Timeout, error),
+            HttpRequestException { StatusCode: { } status } => FromStatus(Name, (int)status, refusal: null, call.RetryAfter),
             HttpRequestException http => new ProviderException($"{Name} could not be reached ({http.HttpRequestError})", retryable: true, error),
             IOException => new ProviderException($"{Name} broke the connection", retryable: true, error),
             JsonException => new ProviderException($"{Name} sent a reply that is not valid JSON", retryable: false, error),
-            _ when call.Status >= 400 => FromStatus(Name, call.Status.Value, errorType: null, call.RetryAfter),
+            _ when call.Status >= 400 => FromStatus(Name, call.Status.Value, refusal: null, call.RetryAfter),
             _ => new ProviderException($"{Name} sent a reply that could not be read ({error.GetType().Name})", retryable: false, error),
         };
     }
 
     /// <summary>
-    /// An HTTP error answer: 429 (with its Retry-After), 408 and 5xx are transient, any other status is not.
+    /// An HTTP error answer. 429 (with its Retry-After), 408 and 5xx are transient. A context-length refusal may be
+    /// served by a model with a larger window. A content-policy refusal and any other 400, 413 or 422 are the
+    /// caller's: the refusal goes back to them as the provider gave it. 401, 403 and 404 are this provider's (its
+    /// key, its model), so another candidate is tried. <paramref name="refusal"/> is the error body as read, if any.
     /// </summary>
-    internal static ProviderException FromStatus(string provider, int status, string? errorType, TimeSpan? retryAfter)
+    internal static ProviderException FromStatus(string provider, int status, ProviderRefusal? refusal, TimeSpan? retryAfter)
     {
-        var retryable = status is 408 or 429 or >= 500;
-        var detail = IsSafeIdentifier(errorType) ? $" ({errorType})" : "";
-        return status < 400
-            ? new ProviderException($"{provider} sent a reply that could not be read (HTTP {status})", retryable: false)
-            : new ProviderException($"{provider} answered HTTP {status}{detail}", retryable, inner: null, retryable ? retryAfter : null);
+        var detail = IsSafeIdentifier(refusal?.Code) ? $" ({refusal!.Code})" : IsSafeIdentifier(refusal?.Type) ? $" ({refusal!.Type})" : "";
+        var message = $"{provider} answered HTTP {status}{detail}";
+        if (status < 400)
+        {
+            return new ProviderException($"{provider} sent a reply that could not be read (HTTP {status})", retryable: false);
+        }
+
+        if (status is 408 or 429 or >= 500)
+        {
+            return new ProviderException(message, ProviderFailure.Transient, inner: null, retryAfter);
+        }
+
+        var failure = status is 400 or 413 or 422 ? (IsContextLength(refusal) ? ProviderFailure.ContextTooLong : ProviderFailure.Caller) : ProviderFailure.Provider;
+        return new ProviderException(message, failure) { Refusal = (refusal ?? new ProviderRefusal(status, null, null, null, null)) with { Status = status } };
     }
+
+    /// <summary>OpenAI's code, or the wording OpenAI-compatible servers and Anthropic use for an input past the window.</summary>
+    private static bool IsContextLength(ProviderRefusal? refusal) =>
+        refusal is not null
+        && (refusal.Code is "context_length_exceeded" or "string_above_max_length"
+            || (refusal.Message is { } text
+                && (text.Contains("context length", StringComparison.OrdinalIgnoreCase)
+                    || text.Contains("context window", StringComparison.OrdinalIgnoreCase)
+                    || text.Contains("prompt is too long", StringComparison.OrdinalIgnoreCase))));
 
     private static bool IsSafeIdentifier(string? value) =>
         value is { Length: > 0 and <= 64 } && value.All(c => char.IsAsciiLetterOrDigit(c) || c is '_' or '-' or '.');
@@ -224,6 +248,9 @@ public sealed class ChatClientProvider : IChatModelProvider, IDisposable
 internal abstract class ChatClientKind : IDisposable
 {
     public abstract IChatClient CreateClient(string model);
+
+    /// <summary>The gateway's options as this kind's connector reads them (e.g. the end user id OpenAI takes apart).</summary>
+    public virtual ChatOptions Prepare(ChatOptions options) => options;
 
     /// <summary>The provider failure <paramref name="error"/> stands for, or null to leave it to the shared mapping.</summary>
     public abstract ProviderException? Translate(string provider, Exception error, ProviderHttpCall call);

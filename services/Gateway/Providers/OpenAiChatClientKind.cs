@@ -1,5 +1,6 @@
 using System.ClientModel;
 using System.ClientModel.Primitives;
+using System.Text.Json;
 using Microsoft.Extensions.AI;
 using OpenAI;
 using PersistentAgents.Gateway.Catalog;
@@ -28,6 +29,19 @@ internal sealed class OpenAiChatClientKind : ChatClientKind
 
     public override IChatClient CreateClient(string model) => _client.GetChatClient(model).AsIChatClient();
 
+    /// <summary>The connector has no neutral field for the end user: it goes in OpenAI's own options.</summary>
+    public override ChatOptions Prepare(ChatOptions options)
+    {
+        if (options.AdditionalProperties?.TryGetValue(GatewayChatOptions.EndUserKey, out var user) != true || user is not string endUser)
+        {
+            return options;
+        }
+
+        var prepared = options.Clone();
+        prepared.RawRepresentationFactory = _ => new OpenAI.Chat.ChatCompletionOptions { EndUserId = endUser };
+        return prepared;
+    }
+
     public override ProviderException? Translate(string provider, Exception error, ProviderHttpCall call) => error switch
     {
         // Status 0: no answer at all (connection refused, reset, DNS): a transport failure, mapped by the shared part.
@@ -37,25 +51,31 @@ internal sealed class OpenAiChatClientKind : ChatClientKind
             new ProviderException($"{provider} could not be reached ({transport.GetType().Name})", retryable: true, transport),
         ClientResultException { Status: 0 } => new ProviderException($"{provider} could not be reached", retryable: true),
         ClientResultException answered => ChatClientProvider.FromStatus(
-            provider, answered.Status, ErrorTypeOf(answered), call.RetryAfter ?? RetryAfterOf(answered)),
+            provider, answered.Status, RefusalOf(answered), call.RetryAfter ?? RetryAfterOf(answered)),
         _ => null,
     };
 
-    private static string? ErrorTypeOf(ClientResultException error)
+    /// <summary>The OpenAI error body {error: {message, type, code, param}}; null when there is none to read.</summary>
+    private static ProviderRefusal? RefusalOf(ClientResultException error)
     {
         try
         {
-            using var body = System.Text.Json.JsonDocument.Parse(error.GetRawResponse()?.Content ?? BinaryData.Empty);
-            return body.RootElement.TryGetProperty("error", out var e) && e.ValueKind == System.Text.Json.JsonValueKind.Object
-                   && e.TryGetProperty("type", out var type) && type.ValueKind == System.Text.Json.JsonValueKind.String
-                ? type.GetString()
-                : null;
+            using var body = JsonDocument.Parse(error.GetRawResponse()?.Content ?? BinaryData.Empty);
+            if (!body.RootElement.TryGetProperty("error", out var e) || e.ValueKind != JsonValueKind.Object)
+            {
+                return null;
+            }
+
+            return new ProviderRefusal(error.Status, StringOf(e, "type"), StringOf(e, "code"), StringOf(e, "message"), StringOf(e, "param"));
         }
-        catch (System.Text.Json.JsonException)
+        catch (JsonException)
         {
             return null;
         }
     }
+
+    private static string? StringOf(JsonElement error, string name) =>
+        error.TryGetProperty(name, out var value) && value.ValueKind == JsonValueKind.String ? value.GetString() : null;
 
     private static TimeSpan? RetryAfterOf(ClientResultException error)
     {
