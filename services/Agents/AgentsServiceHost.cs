@@ -6,6 +6,7 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Logging;
 using PersistentAgents.Agents.Dapr;
+using PersistentAgents.Agents.OpenAi;
 using PersistentAgents.Agents.Rest;
 using PersistentAgents.Agents.Security;
 using PersistentAgents.Agents.Routing;
@@ -68,6 +69,9 @@ public static class AgentsServiceHost
         app.UsePlatformSecurity();
         app.MapDashboard();
         app.MapAgentsPublicApi();
+        // The OpenAI-compatible routes behind the same API keys and tenant policy as the public API; the
+        // gateway they call is the gateway app, through the sidecar.
+        app.MapGroup("").RequireAuthorization(Tenancy.TenantPolicy).MapOpenAiCompatibleApi();
         // Only the sidecar calls these: with an app token configured, nothing else can.
         app.MapActorsHandlers().RequireDaprAppToken(configuration);
         app.MapGroup("").RequireDaprAppToken(configuration).MapAgentTasksSubscription();

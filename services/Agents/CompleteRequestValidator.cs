@@ -26,6 +26,8 @@ public static partial class CompleteRequestValidator
 
     public static bool IsValidName(string value) => NamePattern().IsMatch(value);
 
+    public static bool IsValidSessionId(string value) => SessionPattern().IsMatch(value);
+
     public static ValidCompleteRequest Validate(CompleteRequest request, AgentLimits limits)
     {
         ValidateAgentName(request.Agent);

@@ -4,6 +4,7 @@ using Microsoft.Extensions.Options;
 using PersistentAgents.Agents;
 using PersistentAgents.Agents.Routing;
 using PersistentAgents.Agents.Embedded;
+using PersistentAgents.Agents.OpenAi;
 using PersistentAgents.Agents.Rest;
 using PersistentAgents.Agents.Security;
 using PersistentAgents.Analytics;

@@ -3,31 +3,22 @@ using System.Net;
 using System.Text;
 using System.Text.Json.Nodes;
 using Microsoft.Extensions.Options;
-using OpenAI;
 using OpenAI.Chat;
+using static PersistentAgents.EndToEnd.Tests.OpenAiTestSupport;
 
 namespace PersistentAgents.EndToEnd.Tests;
 
-/// <summary>The gateway's OpenAI chat-completions face, called with the official OpenAI .NET client and raw HTTP.</summary>
-public sealed class OpenAiCompatibleApiTests
+/// <summary>The OpenAI chat-completions API (non-streamed), called with the official OpenAI .NET client and raw HTTP.</summary>
+public sealed class OpenAiCompatibleApiTests(OpenAiCompatibleApiTests.SharedHost shared) : IClassFixture<OpenAiCompatibleApiTests.SharedHost>
 {
-    private static OpenAIClient OpenAiClientFor(TestHost host) => new(
-        new ApiKeyCredential("any-key-the-gateway-ignores"),
-        new OpenAIClientOptions { Endpoint = new Uri(host.Rest.BaseAddress!, "v1"), RetryPolicy = new System.ClientModel.Primitives.ClientRetryPolicy(0) });
-
-    private static async Task<(HttpStatusCode Status, JsonObject Body)> PostAsync(TestHost host, string json, params (string Name, string Value)[] headers)
+    /// <summary>One host for the tests that leave nothing behind that another could see (refusals).</summary>
+    public sealed class SharedHost : IAsyncLifetime
     {
-        using var request = new HttpRequestMessage(HttpMethod.Post, "/v1/chat/completions")
-        {
-            Content = new StringContent(json, Encoding.UTF8, "application/json"),
-        };
-        foreach (var (name, value) in headers)
-        {
-            request.Headers.TryAddWithoutValidation(name, value);
-        }
+        public TestHost Host { get; private set; } = null!;
 
-        using var response = await host.Rest.SendAsync(request);
-        return (response.StatusCode, await TestHost.ReadObjectAsync(response));
+        public async Task InitializeAsync() => Host = await TestHost.StartAsync(TestHost.NewDataDir(), ToolCatalog);
+
+        public async Task DisposeAsync() => await Host.DisposeAsync();
     }
 
     [Fact]
@@ -80,14 +71,18 @@ public sealed class OpenAiCompatibleApiTests
     }
 
     [Fact]
-    public async Task Models_lists_the_catalog_as_provider_slash_model_ids()
+    public async Task Models_lists_the_catalog_as_provider_slash_model_ids_with_context_window_and_capabilities()
     {
-        await using var host = await TestHost.StartAsync(TestHost.NewDataDir(), TestCatalogs.Simulated());
+        await using var host = await TestHost.StartAsync(TestHost.NewDataDir(), ToolCatalog);
 
         var models = (await OpenAiClientFor(host).GetOpenAIModelClient().GetModelsAsync()).Value;
 
         Assert.Equal(["sim-best/best", "sim-fair/fair", "sim-poor/poor"], models.Select(m => m.Id));
         Assert.All(models, m => Assert.Equal(m.Id.Split('/')[0], m.OwnedBy));
+        var listed = (await host.GetAsync("/v1/models"))["data"]!.AsArray().Select(m => m!.AsObject()).ToDictionary(m => m["id"]!.GetValue<string>());
+        Assert.Equal(["streaming", "json", "tools"], listed["sim-best/best"]["capabilities"]!.AsArray().Select(c => c!.GetValue<string>()));
+        Assert.Equal(["streaming"], listed["sim-poor/poor"]["capabilities"]!.AsArray().Select(c => c!.GetValue<string>()));
+        Assert.All(listed.Values, m => Assert.True(m["context_window"]!.GetValue<int>() > 0));
     }
 
     [Fact]
@@ -119,7 +114,7 @@ public sealed class OpenAiCompatibleApiTests
     [Fact]
     public async Task The_response_cache_hits_only_the_same_request_up_to_case_spacing_and_final_punctuation()
     {
-        await using var host = await TestHost.StartAsync(TestHost.NewDataDir(), TestCatalogs.Simulated());
+        await using var host = await TestHost.StartAsync(TestHost.NewDataDir(), ToolCatalog);
         const string email = "Hello, order {0} arrived broken. I want a refund, not a replacement. Regards, Dana";
         var first = email.Replace("{0}", "4471", StringComparison.Ordinal);
 
@@ -139,11 +134,13 @@ public sealed class OpenAiCompatibleApiTests
         Assert.Equal("false", await CacheHitAsync(host, "sim-best/best", first, """{"response_format":{"type":"json_object"}}"""));
         Assert.Equal("false", await CacheHitAsync(host, "sim-best/best", first, """{"response_format":{"type":"json_schema","json_schema":{"name":"ticket","schema":{"type":"object"}}}}"""));
 
-        // Other sampling or tools; the same ones in another order, with parameters that cannot change the answer, hit.
+        // Other sampling, end user or tools; the same ones in another order, with parameters that cannot change the answer, hit.
         Assert.Equal("false", await CacheHitAsync(host, "sim-best/best", first, """{"temperature":0.2,"seed":7,"user":"dana"}"""));
-        Assert.Equal("true", await CacheHitAsync(host, "sim-best/best", first, """{"seed":7, "stream":false,"user":"someone-else","temperature":0.2,"metadata":{"ticket":"1"}}"""));
-        Assert.Equal("false", await CacheHitAsync(host, "sim-best/best", first, """{"temperature":0.9,"seed":7}"""));
-        Assert.Equal("false", await CacheHitAsync(host, "sim-best/best", first, """{"temperature":0.2,"seed":7,"tools":[{"type":"function","function":{"name":"refund"}}]}"""));
+        Assert.Equal("true", await CacheHitAsync(host, "sim-best/best", first, """{"seed":7, "stream":false,"user":"dana","temperature":0.2,"metadata":{"ticket":"1"},"store":false}"""));
+        Assert.Equal("false", await CacheHitAsync(host, "sim-best/best", first, """{"seed":7,"user":"someone-else","temperature":0.2}"""));
+        Assert.Equal("false", await CacheHitAsync(host, "sim-best/best", first, """{"temperature":0.9,"seed":7,"user":"dana"}"""));
+        Assert.Equal("false", await CacheHitAsync(host, "sim-best/best", first, """{"temperature":0.2,"seed":7,"user":"dana","max_tokens":50}"""));
+        Assert.Equal("false", await CacheHitAsync(host, "sim-best/best", first, """{"temperature":0.2,"seed":7,"user":"dana","tools":[{"type":"function","function":{"name":"refund"}}],"tool_choice":"none"}"""));
     }
 
     [Fact]
@@ -179,14 +176,50 @@ public sealed class OpenAiCompatibleApiTests
     [InlineData("""{"model":"auto"}""", "messages", "messages: is required")]
     [InlineData("""{"model":"auto","messages":[]}""", "messages", "messages: must not be empty")]
     [InlineData("""{"model":"auto","messages":"hi"}""", "messages", "messages: must be an array")]
-    [InlineData("""{"model":"auto","messages":[{"role":"user","content":"hi"}],"stream":true}""", "stream", "stream: streaming is not supported")]
-    [InlineData("""{"model":"auto","messages":[{"role":"tool","content":"hi"}]}""", "messages[0].role", "messages[0].role: must be")]
+    [InlineData("""{"model":"auto","messages":[{"role":"function","content":"hi"}]}""", "messages[0].role", "messages[0].role: must be")]
     [InlineData("""{"model":"auto","messages":[{"role":"user","content":"a"},{"role":"user"}]}""", "messages[1].content", "messages[1].content: is required")]
     [InlineData("""{"model":"auto","messages":[{"role":"user","content":[{"type":"image_url","image_url":{"url":"x"}}]}]}""", "messages[0].content[0].type", "only \"text\" parts")]
+    [InlineData("""{"model":"auto","messages":[{"role":"tool","content":"hi"}]}""", "messages[0].tool_call_id", "messages[0].tool_call_id: is required")]
+    [InlineData("""{"model":"auto","messages":[{"role":"user","content":"a"},{"role":"tool","tool_call_id":"call_9","content":"{}"}]}""", "messages[1].tool_call_id", "answers no tool call")]
+    [InlineData("""{"model":"auto","messages":[{"role":"user","content":"a"},{"role":"assistant","tool_calls":[{"id":"call_1","type":"function","function":{"arguments":"{}"}}]}]}""", "messages[1].tool_calls[0].function.name", "messages[1].tool_calls[0].function.name: is required")]
     [InlineData("""{"model":"auto","messages":[{"role":"user","content":"hi"}],"n":3}""", "n", "n: only 1")]
+    [InlineData("""{"model":"auto","messages":[{"role":"user","content":"hi"}],"stream":"yes"}""", "stream", "stream: must be a boolean")]
+    [InlineData("""{"model":"auto","messages":[{"role":"user","content":"hi"}],"stream_options":{"include_usage":true}}""", "stream_options", "only allowed when stream is true")]
+    [InlineData("""{"model":"auto","messages":[{"role":"user","content":"hi"}],"stream":true,"stream_options":{"include_usage":1}}""", "stream_options.include_usage", "must be a boolean")]
+    [InlineData("""{"model":"auto","messages":[{"role":"user","content":"hi"}],"tools":{}}""", "tools", "tools: must be an array")]
+    [InlineData("""{"model":"auto","messages":[{"role":"user","content":"hi"}],"tools":[{"type":"function","function":{"description":"x"}}]}""", "tools[0].function.name", "tools[0].function.name: is required")]
+    [InlineData("""{"model":"auto","messages":[{"role":"user","content":"hi"}],"tools":[{"type":"retrieval"}]}""", "tools[0].type", "tools[0].type: must be \"function\"")]
+    [InlineData("""{"model":"auto","messages":[{"role":"user","content":"hi"}],"tools":[{"type":"function","function":{"name":"a b"}}]}""", "tools[0].function.name", "letters, digits")]
+    [InlineData("""{"model":"auto","messages":[{"role":"user","content":"hi"}],"tools":[{"type":"function","function":{"name":"a"}},{"type":"function","function":{"name":"a"}}]}""", "tools[1].function.name", "declared twice")]
+    [InlineData("""{"model":"auto","messages":[{"role":"user","content":"hi"}],"tools":[{"type":"function","function":{"name":"a","parameters":"{}"}}]}""", "tools[0].function.parameters", "must be a JSON schema object")]
+    [InlineData("""{"model":"auto","messages":[{"role":"user","content":"hi"}],"tool_choice":"sometimes"}""", "tool_choice", "tool_choice: must be")]
+    [InlineData("""{"model":"auto","messages":[{"role":"user","content":"hi"}],"tool_choice":"required"}""", "tool_choice", "needs tools")]
+    [InlineData("""{"model":"auto","messages":[{"role":"user","content":"hi"}],"tools":[{"type":"function","function":{"name":"a"}}],"tool_choice":{"type":"function","function":{"name":"b"}}}""", "tool_choice.function.name", "is not one of the request's tools")]
+    [InlineData("""{"model":"auto","messages":[{"role":"user","content":"hi"}],"parallel_tool_calls":"yes"}""", "parallel_tool_calls", "must be a boolean")]
+    [InlineData("""{"model":"auto","messages":[{"role":"user","content":"hi"}],"response_format":{"type":"xml"}}""", "response_format.type", "response_format.type: must be")]
+    [InlineData("""{"model":"auto","messages":[{"role":"user","content":"hi"}],"response_format":{"type":"json_schema"}}""", "response_format.json_schema", "is required")]
+    [InlineData("""{"model":"auto","messages":[{"role":"user","content":"hi"}],"response_format":{"type":"json_schema","json_schema":{"schema":{}}}}""", "response_format.json_schema.name", "is required")]
+    [InlineData("""{"model":"auto","messages":[{"role":"user","content":"hi"}],"temperature":3}""", "temperature", "temperature: must be from 0 to 2")]
+    [InlineData("""{"model":"auto","messages":[{"role":"user","content":"hi"}],"temperature":"hot"}""", "temperature", "temperature: must be a number")]
+    [InlineData("""{"model":"auto","messages":[{"role":"user","content":"hi"}],"top_p":-0.1}""", "top_p", "top_p: must be from 0 to 1")]
+    [InlineData("""{"model":"auto","messages":[{"role":"user","content":"hi"}],"presence_penalty":2.5}""", "presence_penalty", "must be from -2 to 2")]
+    [InlineData("""{"model":"auto","messages":[{"role":"user","content":"hi"}],"frequency_penalty":-3}""", "frequency_penalty", "must be from -2 to 2")]
+    [InlineData("""{"model":"auto","messages":[{"role":"user","content":"hi"}],"max_tokens":0}""", "max_tokens", "max_tokens: must be from 1")]
+    [InlineData("""{"model":"auto","messages":[{"role":"user","content":"hi"}],"max_completion_tokens":"many"}""", "max_completion_tokens", "must be an integer")]
+    [InlineData("""{"model":"auto","messages":[{"role":"user","content":"hi"}],"max_tokens":10,"max_completion_tokens":20}""", "max_tokens", "give one of them")]
+    [InlineData("""{"model":"auto","messages":[{"role":"user","content":"hi"}],"seed":1.5}""", "seed", "seed: must be an integer")]
+    [InlineData("""{"model":"auto","messages":[{"role":"user","content":"hi"}],"stop":["a","b","c","d","e"]}""", "stop", "the limit is 4")]
+    [InlineData("""{"model":"auto","messages":[{"role":"user","content":"hi"}],"stop":[""]}""", "stop[0]", "must be a non-empty string")]
+    [InlineData("""{"model":"auto","messages":[{"role":"user","content":"hi"}],"user":42}""", "user", "user: must be a string")]
+    [InlineData("""{"model":"agent/Billing","messages":[{"role":"user","content":"hi"}]}""", "model", "is not an agent name")]
+    [InlineData("""{"model":"agent/","messages":[{"role":"user","content":"hi"}]}""", "model", "is not an agent name")]
+    [InlineData("""{"model":"agent/billing","messages":[{"role":"user","content":"hi"}],"tools":[{"type":"function","function":{"name":"a"}}]}""", "tools", "calls no tools")]
+    [InlineData("""{"model":"agent/billing","messages":[{"role":"user","content":"hi"}],"response_format":{"type":"json_schema","json_schema":{"name":"t","schema":{}}}}""", "response_format", "not a json_schema")]
+    [InlineData("""{"model":"agent/billing","messages":[{"role":"user","content":"hi"},{"role":"assistant","content":"Sure:"}]}""", "messages[1].role", "must be the user's")]
+    [InlineData("""{"model":"agent/billing","messages":[{"role":"user","content":"   "}]}""", "messages[0].content", "messages[0].content: must not be empty")]
     public async Task Bad_input_is_a_400_in_the_openai_error_shape_naming_the_field(string json, string param, string message)
     {
-        await using var host = await TestHost.StartAsync(TestHost.NewDataDir(), TestCatalogs.Simulated());
+        var host = shared.Host;
 
         var (status, body) = await PostAsync(host, json);
 
@@ -205,7 +238,7 @@ public sealed class OpenAiCompatibleApiTests
     [InlineData("""{"model":"auto","messages":[{"role":"user","content":"hi"}]} {}""", null)]
     public async Task A_body_that_is_not_one_json_object_is_a_400(string json, string? param)
     {
-        await using var host = await TestHost.StartAsync(TestHost.NewDataDir(), TestCatalogs.Simulated());
+        var host = shared.Host;
 
         var (status, body) = await PostAsync(host, json);
 
@@ -218,9 +251,10 @@ public sealed class OpenAiCompatibleApiTests
     [InlineData("x-pa-agent", "Billing")]
     [InlineData("x-pa-agent", "../etc")]
     [InlineData("x-pa-task-type", "a-very-long-task-type-name-that-goes-on-and-on-well-past-sixty-four-chars")]
-    public async Task A_bad_agent_or_task_type_header_is_a_400_naming_the_header(string header, string value)
+    [InlineData("x-pa-session", "a session")]
+    public async Task A_bad_agent_task_type_or_session_header_is_a_400_naming_the_header(string header, string value)
     {
-        await using var host = await TestHost.StartAsync(TestHost.NewDataDir(), TestCatalogs.Simulated());
+        var host = shared.Host;
 
         var (status, body) = await PostAsync(host, """{"model":"auto","messages":[{"role":"user","content":"hi"}]}""", (header, value));
 
@@ -231,7 +265,7 @@ public sealed class OpenAiCompatibleApiTests
     [Fact]
     public async Task The_official_client_sees_a_bad_model_as_a_400()
     {
-        await using var host = await TestHost.StartAsync(TestHost.NewDataDir(), TestCatalogs.Simulated());
+        var host = shared.Host;
 
         var error = await Assert.ThrowsAsync<ClientResultException>(() =>
             OpenAiClientFor(host).GetChatClient("gpt-nothing").CompleteChatAsync([new UserChatMessage("hi")]));
@@ -275,5 +309,48 @@ public sealed class OpenAiCompatibleApiTests
         var error = await Assert.ThrowsAsync<ClientResultException>(() =>
             OpenAiClientFor(host).GetChatClient("sim-broken/broken").CompleteChatAsync([new UserChatMessage("hi")]));
         Assert.Equal(503, error.Status);
+    }
+
+    [Fact]
+    public async Task An_agent_over_its_budget_is_a_429_insufficient_quota_on_both_kinds_of_model()
+    {
+        await using var host = await TestHost.StartAsync(TestHost.NewDataDir(), TestCatalogs.Simulated(), "--Budgets:DailyUsdByAgent:pauper", "0.0000001");
+
+        var (status, body) = await PostAsync(host, """{"model":"auto","messages":[{"role":"user","content":"hi"}]}""", ("x-pa-agent", "pauper"));
+        var (agentStatus, agentBody) = await PostAsync(host, """{"model":"agent/pauper","messages":[{"role":"user","content":"hi"}]}""");
+        var streamed = await StreamAsync(host, """{"model":"auto","stream":true,"messages":[{"role":"user","content":"hi"}]}""", ("x-pa-agent", "pauper"));
+
+        foreach (var (answered, error) in new[] { (status, body), (agentStatus, agentBody), (streamed.Response.StatusCode, JsonNode.Parse(streamed.Raw)!.AsObject()) })
+        {
+            Assert.Equal(HttpStatusCode.TooManyRequests, answered);
+            Assert.Equal("insufficient_quota", error["error"]!["type"]!.GetValue<string>());
+            Assert.Equal("budget_exceeded", error["error"]!["code"]!.GetValue<string>());
+            Assert.Contains("daily budget", error["error"]!["message"]!.GetValue<string>(), StringComparison.Ordinal);
+        }
+
+        Assert.Equal("application/json", streamed.Response.Content.Headers.ContentType!.MediaType);
+        var official = await Assert.ThrowsAsync<ClientResultException>(() =>
+            OpenAiClientFor(host).GetChatClient("agent/pauper").CompleteChatAsync([new UserChatMessage("hi")]));
+        Assert.Equal(429, official.Status);
+    }
+
+    [Theory]
+    [InlineData("POST", "/v1/responses")]
+    [InlineData("GET", "/v1/responses/resp_123")]
+    [InlineData("POST", "/v1/assistants")]
+    [InlineData("GET", "/v1/chat/completions")]
+    public async Task The_responses_api_and_other_v1_routes_are_a_404_openai_error_pointing_to_chat_completions(string method, string path)
+    {
+        using var request = new HttpRequestMessage(new HttpMethod(method), path)
+        {
+            Content = method == "POST" ? new StringContent("""{"model":"auto","input":"hi"}""", Encoding.UTF8, "application/json") : null,
+        };
+        using var response = await shared.Host.Rest.SendAsync(request);
+
+        Assert.Equal(HttpStatusCode.NotFound, response.StatusCode);
+        var error = (await TestHost.ReadObjectAsync(response))["error"]!;
+        Assert.Equal("invalid_request_error", error["type"]!.GetValue<string>());
+        Assert.Equal("unsupported_endpoint", error["code"]!.GetValue<string>());
+        Assert.Contains("/v1/chat/completions", error["message"]!.GetValue<string>(), StringComparison.Ordinal);
     }
 }

@@ -93,7 +93,9 @@ public sealed class SecurityTests : IAsyncLifetime
             {
                 var (status, body) = await SendAsync(key, method, path, method == HttpMethod.Get || method == HttpMethod.Delete ? null : new { prompt = "hi" });
                 Assert.True(status == 401, $"{method} {path} with key '{key}' answered {status}");
-                Assert.StartsWith("authorization:", body["message"]!.GetValue<string>(), StringComparison.Ordinal);
+                // The OpenAI-compatible routes refuse in OpenAI's error shape.
+                var message = path.StartsWith("/v1/", StringComparison.Ordinal) ? body["error"]!["message"] : body["message"];
+                Assert.StartsWith("authorization:", message!.GetValue<string>(), StringComparison.Ordinal);
             }
 
             var (streamStatus, _) = await SendAsync(key, HttpMethod.Post, "/platform/agents/anyone/complete?stream=true", new { prompt = "hi" });

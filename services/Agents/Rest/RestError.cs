@@ -1,6 +1,7 @@
 using System.Text.Json;
 using Grpc.Core;
 using Microsoft.AspNetCore.Http;
+using PersistentAgents.Agents.OpenAi;
 
 namespace PersistentAgents.Agents.Rest;
 
@@ -36,12 +37,18 @@ public static class RestError
 
     /// <summary>
     /// Refuses a call before it reaches a service (authentication, rate limits): a trailers-only answer
-    /// with the status for a gRPC caller, which would read a bare HTTP status only as "unknown", else the
-    /// JSON error.
+    /// with the status for a gRPC caller, which would read a bare HTTP status only as "unknown", an OpenAI
+    /// error object on the OpenAI-compatible routes, else the JSON error.
     /// </summary>
     public static Task RefuseAsync(HttpContext context, StatusCode code, string message)
     {
         ArgumentNullException.ThrowIfNull(context);
+        if (context.Request.Path.StartsWithSegments("/v1"))
+        {
+            // OpenAI clients read OpenAI error objects: the OpenAI-compatible routes answer every refusal as one.
+            return OpenAiJson.SendErrorAsync(context.Response, OpenAiError.Of(code, message));
+        }
+
         if (context.Request.ContentType?.StartsWith("application/grpc", StringComparison.OrdinalIgnoreCase) != true)
         {
             return WriteAsync(context, code, message);
