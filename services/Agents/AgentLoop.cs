@@ -13,8 +13,9 @@ using PersistentAgents.Contracts.V1;
 namespace PersistentAgents.Agents;
 
 /// <summary>
-/// One turn of a persistent agent (design §5): working memory, semantic recall, routing, the gateway,
-/// remembering, learning and the reply. The caller guarantees one turn at a time per agent.
+/// One turn of a persistent agent (docs/architecture.md, 'The turn'): working memory, semantic recall,
+/// routing, the gateway, remembering, learning and the reply. The caller guarantees one turn at a time per
+/// agent.
 /// </summary>
 public sealed class AgentLoop(
     IMemoryApi memory,

@@ -1,8 +1,9 @@
 namespace PersistentAgents.Contracts;
 
 /// <summary>
-/// The Dapr components the code names (design §4), with the component type family each must have and
-/// the app ids that use it. A test checks every YAML in components/ against this list.
+/// The Dapr components the code names (docs/architecture.md, 'Dapr components'), with the component type
+/// family each must have and the app ids that use it. A test checks every YAML in components/ against this
+/// list.
 /// </summary>
 public static class DaprComponents
 {
@@ -15,7 +16,7 @@ public static class DaprComponents
     public const string Secrets = "agent-secrets";
     public const string GatewayState = "gateway-state";
 
-    /// <summary>Dapr app ids (design §3).</summary>
+    /// <summary>Dapr app ids (docs/architecture.md, 'Services').</summary>
     public static class Apps
     {
         public const string Agents = "agents";

@@ -2,7 +2,7 @@ using Google.Protobuf;
 
 namespace PersistentAgents.Contracts;
 
-/// <summary>Topic names on the <c>agent-pubsub</c> component (design §8).</summary>
+/// <summary>Topic names on the <c>agent-pubsub</c> component (docs/architecture.md, 'Events').</summary>
 public static class Topics
 {
     public const string AgentTasks = "agent-tasks";

@@ -9,7 +9,7 @@ namespace PersistentAgents.Learning;
 /// <summary>
 /// Routes each interaction over (provider, model) arms per agent, task type and prompt complexity with
 /// utility Thompson sampling, learns from every outcome and feedback exactly once, runs A/B experiments
-/// and keeps the selection history behind the learning curves (design §6).
+/// and keeps the selection history behind the learning curves (docs/architecture.md, 'Learning').
 /// </summary>
 public sealed class LearningService : ILearningApi, IDisposable
 {

@@ -6,8 +6,8 @@ namespace PersistentAgents.ServiceHosting;
 
 /// <summary>
 /// Publishes events to <c>agent-pubsub</c> through the sidecar, which wraps them in CloudEvents 1.0. The
-/// payload is its protobuf JSON (the documented schema, design §8), and the event id is set through the
-/// <c>cloudevent.id</c> metadata so that subscribers can tell a redelivery from a new event.
+/// payload is its protobuf JSON (the documented schema, docs/architecture.md, 'Events'), and the event id is
+/// set through the <c>cloudevent.id</c> metadata so that subscribers can tell a redelivery from a new event.
 /// </summary>
 public sealed class DaprEventPublisher(DaprClient dapr, string pubSubName = DaprComponents.PubSub) : IEventPublisher
 {

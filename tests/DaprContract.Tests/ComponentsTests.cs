@@ -5,7 +5,8 @@ namespace PersistentAgents.DaprContract.Tests;
 /// <summary>
 /// Every Dapr component the code names (<see cref="DaprComponents.Required"/>) must be declared in
 /// components/ with the right type family and scoped to the apps that use it; every ready alternative in
-/// components/alternatives/ must replace one of them and be scoped the same (design §4, §13).
+/// components/alternatives/ must replace one of them and be scoped the same (docs/architecture.md, 'Dapr
+/// components' and 'Dapr facts').
 /// </summary>
 public sealed class ComponentsTests
 {
@@ -91,7 +92,7 @@ public sealed class ComponentsTests
     [Fact]
     public void State_postgresql_components_say_version_v2()
     {
-        // daprd defaults state.postgresql to v1 (design §13).
+        // daprd defaults state.postgresql to v1 (docs/architecture.md, 'Dapr facts').
         var postgres = Read(ComponentsFolder).Concat(Read(Path.Combine(ComponentsFolder, "alternatives")))
             .Where(c => c.Type == "state.postgresql")
             .ToList();

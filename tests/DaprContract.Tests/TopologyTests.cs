@@ -296,7 +296,7 @@ public sealed partial class TopologyTests
         Assert.Equal("Configuration", Text(configuration, "kind"));
         Assert.Equal(DaprComponents.Configuration, Text(configuration, "metadata", "name"));
         Assert.NotEmpty(Text(configuration, "spec", "tracing", "samplingRate"));
-        // Actor-state writes with ttlInSeconds are rejected without it (design §13).
+        // Actor-state writes with ttlInSeconds are rejected without it (docs/architecture.md, 'Dapr facts').
         Assert.Contains(List(configuration, "spec", "features"), f => Text(f, "name") == "ActorStateTTL" && Text(f, "enabled") == "true");
     }
 
@@ -566,7 +566,8 @@ public sealed partial class TopologyTests
             AssertDeclared(policies, Map(target, "inbound"));
             AssertDeclared(policies, Map(target, "outbound"));
         });
-        // A deadLetterTopic without inbound retries dead-letters on the first failure (design §13).
+        // A deadLetterTopic without inbound retries dead-letters on the first failure
+        // (docs/architecture.md, 'Dapr facts').
         Assert.NotEmpty(Text(resiliency, "spec", "targets", "components", DaprComponents.PubSub, "inbound", "retry"));
     }
 
@@ -782,7 +783,7 @@ public sealed partial class TopologyTests
         Assert.NotEmpty(component.Version);
         if (component.Type == "state.postgresql")
         {
-            // daprd defaults state.postgresql to v1 (design §13).
+            // daprd defaults state.postgresql to v1 (docs/architecture.md, 'Dapr facts').
             Assert.Equal("v2", component.Version);
         }
 

@@ -4,10 +4,10 @@ using Grpc.Net.Client;
 namespace PersistentAgents.Agents.Dapr;
 
 /// <summary>
-/// gRPC calls to another Dapr app through this app's own sidecar (design §3): the call goes to the sidecar's
-/// gRPC port with the target's app id in the <c>dapr-app-id</c> metadata, and the sidecar proxies it. Each
-/// call carries a deadline, and the caller's cancellation (which fires when the caller's own deadline
-/// passes) flows with it.
+/// gRPC calls to another Dapr app through this app's own sidecar (docs/architecture.md, 'The two
+/// compositions'): the call goes to the sidecar's gRPC port with the target's app id in the
+/// <c>dapr-app-id</c> metadata, and the sidecar proxies it. Each call carries a deadline, and the caller's
+/// cancellation (which fires when the caller's own deadline passes) flows with it.
 /// </summary>
 public sealed class DaprServiceInvocation : IDisposable
 {

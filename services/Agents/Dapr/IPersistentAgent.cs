@@ -3,8 +3,9 @@ using Dapr.Actors;
 namespace PersistentAgents.Agents.Dapr;
 
 /// <summary>
-/// The agent as a Dapr actor (design §3): one instance per tenant and agent name, one turn at a time.
-/// Messages cross as protobuf bytes so that the actor interface stays the contract's, not a copy of it.
+/// The agent as a Dapr actor (docs/architecture.md, 'Services'): one instance per tenant and agent name, one
+/// turn at a time. Messages cross as protobuf bytes so that the actor interface stays the contract's, not a
+/// copy of it.
 /// </summary>
 public interface IPersistentAgent : IActor
 {

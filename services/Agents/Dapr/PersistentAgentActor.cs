@@ -22,7 +22,8 @@ public sealed class PersistentAgentActor(
 
     private const string AggregateKey = "aggregate";
 
-    // How long a task id is remembered: pub/sub redelivers within minutes (design §13), a day is ample.
+    // How long a task id is remembered: pub/sub redelivers within minutes (docs/architecture.md, 'Dapr facts'),
+    // a day is ample.
     private static readonly TimeSpan TaskMemory = TimeSpan.FromDays(1);
     private AgentLoop? _loop;
 

@@ -11,10 +11,10 @@ namespace PersistentAgents.Learning.Dapr;
 
 /// <summary>
 /// How the learning service, a gRPC app (app-protocol grpc), receives <c>interaction-completed</c> from its
-/// sidecar (design §13): the sidecar asks <c>ListTopicSubscriptions</c> once and then delivers each CloudEvent
-/// to <c>OnTopicEvent</c>. Delivery is at least once; an outcome is applied once by its interaction id, so a
-/// redelivered event is acknowledged and changes nothing. With analytics configured, each outcome learned
-/// from is also written to the <paramref name="analytics"/> sink.
+/// sidecar (docs/architecture.md, 'Dapr facts'): the sidecar asks <c>ListTopicSubscriptions</c> once and then
+/// delivers each CloudEvent to <c>OnTopicEvent</c>. Delivery is at least once; an outcome is applied once by
+/// its interaction id, so a redelivered event is acknowledged and changes nothing. With analytics configured,
+/// each outcome learned from is also written to the <paramref name="analytics"/> sink.
 /// </summary>
 public sealed class LearningAppCallback(ILearningApi learning, ILogger<LearningAppCallback> logger, IInteractionSink? analytics = null) : AppCallback.AppCallbackBase
 {

@@ -27,14 +27,14 @@ public enum BlobFlavour
 /// Tenant, agent and interaction id must each be one plain path segment, as in the file store, so no name
 /// reaches another agent's or tenant's blobs.
 /// <para>
-/// What differs by <see cref="BlobFlavour"/> (design §13): the metadata key naming the blob (S3 <c>key</c>,
-/// Azure <c>blobName</c>, localstorage <c>fileName</c>); <c>list</c> (S3 and Azure take a JSON payload
-/// <c>{maxResults, prefix, marker}</c> and answer object listings with sizes, localstorage takes a folder in
-/// <c>fileName</c> and answers absolute paths without sizes); and how a payload survives <c>create</c>: all
-/// three unquote a payload that is a Go string literal, and localstorage also base64-decodes one that happens
-/// to be valid base64. So localstorage always gets base64 (decoded back to the exact bytes), S3 gets base64
-/// with <c>decodeBase64: "true"</c>, and Azure gets the JSON as is, quoted once more when it would otherwise be
-/// unquoted.
+/// What differs by <see cref="BlobFlavour"/> (docs/architecture.md, 'Dapr facts'): the metadata key naming
+/// the blob (S3 <c>key</c>, Azure <c>blobName</c>, localstorage <c>fileName</c>); <c>list</c> (S3 and Azure
+/// take a JSON payload <c>{maxResults, prefix, marker}</c> and answer object listings with sizes,
+/// localstorage takes a folder in <c>fileName</c> and answers absolute paths without sizes); and how a
+/// payload survives <c>create</c>: all three unquote a payload that is a Go string literal, and localstorage
+/// also base64-decodes one that happens to be valid base64. So localstorage always gets base64 (decoded back
+/// to the exact bytes), S3 gets base64 with <c>decodeBase64: "true"</c>, and Azure gets the JSON as is,
+/// quoted once more when it would otherwise be unquoted.
 /// </para>
 /// <para>
 /// No blob binding applies retention: <see cref="DeleteBeforeAsync"/> lists <c>episodes/</c> and deletes the
