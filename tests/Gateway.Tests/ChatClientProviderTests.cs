@@ -202,12 +202,24 @@ public sealed class ChatClientProviderTests
     [InlineData("anthropic")]
     public async Task A_provider_that_cannot_be_reached_is_retryable(string kind)
     {
-        using var fake = new FakeProvider(kind);
-        fake.Server.Stop(); // nothing listens on the port any more
+        // A port bound but never listening refuses connections, and no other test's server can take it meanwhile.
+        using var reserved = new System.Net.Sockets.Socket(System.Net.Sockets.AddressFamily.InterNetwork, System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Tcp);
+        reserved.Bind(new System.Net.IPEndPoint(System.Net.IPAddress.Loopback, 0));
+        var port = ((System.Net.IPEndPoint)reserved.LocalEndPoint!).Port;
+        var definition = new ProviderDefinition
+        {
+            Name = $"fake-{kind}",
+            Kind = kind == "openai" ? ProviderKind.Openai : ProviderKind.Anthropic,
+            Endpoint = kind == "openai" ? $"http://127.0.0.1:{port}/v1" : $"http://127.0.0.1:{port}",
+            ApiKeySecret = "FAKE_KEY",
+            Models = [FakeProvider.Model],
+        };
+        using var provider = ChatClientProvider.Create(definition, FakeProvider.Key);
 
-        var failure = await FailureOf(fake);
+        var failure = await Assert.ThrowsAsync<ProviderException>(
+            () => provider.CompleteAsync(FakeProvider.Model, "t", FakeProvider.Messages, new Microsoft.Extensions.AI.ChatOptions(), CancellationToken.None));
 
-        Assert.True(failure.Retryable);
+        Assert.True(failure.Retryable, failure.ToString());
     }
 
     [Theory]

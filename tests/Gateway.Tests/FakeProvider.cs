@@ -17,7 +17,7 @@ public sealed class FakeProvider : IDisposable
 {
     public const string Key = "sk-test-SECRET-key-4471";
 
-    public FakeProvider(string kind, double timeoutSeconds = 5)
+    public FakeProvider(string kind, double timeoutSeconds = 30)
     {
         Kind = kind == "openai" ? ProviderKind.Openai : ProviderKind.Anthropic;
         Server = WireMockServer.Start();
