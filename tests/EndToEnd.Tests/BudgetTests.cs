@@ -22,6 +22,12 @@ public sealed class BudgetTests
         var message = error["message"]!.GetValue<string>();
         Assert.StartsWith("budget: agent 'pauper' has a daily budget of 0.0005 USD", message, StringComparison.Ordinal);
         Assert.Contains("0 USD is spent or reserved today", message, StringComparison.Ordinal);
+        using (var again = await host.Rest.PostAsJsonAsync("/platform/agents/pauper/complete", new { prompt = "Spend money I do not have" }))
+        {
+            Assert.Equal(HttpStatusCode.TooManyRequests, again.StatusCode);
+            AssertRetryAfterIsTheNextUtcMidnight(again);
+        }
+
         using var stats = await host.Rest.GetAsync("/platform/agents/pauper/stats");
         Assert.Equal(HttpStatusCode.NotFound, stats.StatusCode);
         Assert.Empty(host.Episodes("pauper"));
