@@ -87,6 +87,9 @@ public sealed class AgentLoop(
         }
 
         gatewayRequest.Candidates.AddRange(route.Ranked);
+        // Arms left out for the budget go last: the gateway, which holds the budget, skips them when they would
+        // still pass it, and so can say that the budget, not only the failures before them, refused the turn.
+        gatewayRequest.Candidates.AddRange(route.Excluded.Where(e => e.Reason == "budget").Select(e => e.Arm));
         GatewayReply result;
         using (AgentsTelemetry.StartStep("gateway.complete"))
         {
@@ -99,8 +102,9 @@ public sealed class AgentLoop(
 
         if (result.BudgetExhausted)
         {
-            // Refused before any provider was called: nothing happened, so nothing is remembered.
-            throw new RpcException(new Status(StatusCode.ResourceExhausted, $"budget: {result.BudgetMessage}"));
+            // Nothing answered, and what could have was over budget: nothing is remembered, as for any refused
+            // turn, and learning does not count the failures before the budget (the providers' circuits do).
+            throw BudgetDay.Refusal($"budget: {result.BudgetMessage}", result.BudgetRetryAfterSeconds);
         }
 
         if (result.CallerError is { } refused)
@@ -263,8 +267,10 @@ public sealed class AgentLoop(
 
         var reasons = route.Excluded.Select(e => e.Reason).ToHashSet(StringComparer.Ordinal);
         throw reasons.Contains("budget")
-            ? new RpcException(new Status(StatusCode.ResourceExhausted, FormattableString.Invariant(
-                $"budget: agent '{agent.Name}' has a daily budget of {budget.DailyUsd:0.######} USD and {budget.CommittedUsd:0.######} USD is spent or reserved today; every model that fits would cost more than the {budget.RemainingUsd:0.######} USD left")))
+            ? BudgetDay.Refusal(
+                FormattableString.Invariant(
+                    $"budget: agent '{agent.Name}' has a daily budget of {budget.DailyUsd:0.######} USD and {budget.CommittedUsd:0.######} USD is spent or reserved today; every model that fits would cost more than the {budget.RemainingUsd:0.######} USD left"),
+                budget.RetryAfterSeconds)
             : reasons.Contains("capability")
                 ? new RpcException(new Status(StatusCode.FailedPrecondition, "responseFormat: no model in the catalog can give a JSON reply"))
                 : new RpcException(new Status(StatusCode.FailedPrecondition, $"prompt: about {estimatedInputTokens} tokens, more than any model's context window"));

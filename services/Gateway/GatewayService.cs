@@ -107,7 +107,7 @@ public sealed class GatewayService(
     private async Task TryCandidatesAsync(Call call, List<ArmRef> candidates, GatewayReply reply, CancellationToken token)
     {
         var request = call.Request;
-        string? budgetRefusal = null;
+        var overBudget = new OverBudget();
         ProviderException? contextRefusal = null;
         var largestWindowRefused = 0;
         var refusedForTheRequest = new List<string>();
@@ -141,9 +141,8 @@ public sealed class GatewayService(
             var (reservation, budget, committed) = budgets.TryReserve(request.Tenant, request.Agent, estimate);
             if (reservation is null)
             {
-                budgetRefusal ??= FormattableString.Invariant(
-                    $"agent '{request.Agent}' has a daily budget of {budget:0.######} USD and {committed:0.######} USD is spent or reserved today; {arm.Provider}/{arm.Model} would cost up to {estimate:0.######} USD");
-                reply.Attempts.Add(new Attempt { Arm = arm, Outcome = "skipped", Error = "over budget" });
+                overBudget.Add(arm, model.Definition.ContextWindow, estimate, budget, committed);
+                reply.Attempts.Add(new Attempt { Arm = arm, Outcome = "skipped", Error = OverBudget.AttemptError });
                 continue;
             }
 
@@ -253,11 +252,12 @@ public sealed class GatewayService(
             }
         }
 
-        if (contextRefusal is not null && otherFailures == 0)
+        // A larger window skipped for the budget could have taken the input: then the budget, not the input, is why nothing answered.
+        if (contextRefusal is not null && otherFailures == 0 && overBudget.LargestContextWindow <= largestWindowRefused)
         {
             reply.CallerError = CallerErrorOf(contextRefusal, reply.Attempts.Last(a => a.Outcome == "failed").Arm);
         }
-        else if (refusedForTheRequest.Count > 0 && reply.Attempts.All(a => a.Outcome == "skipped") && otherFailures == 0 && budgetRefusal is null)
+        else if (refusedForTheRequest.Count > 0 && reply.Attempts.All(a => a.Outcome == "skipped") && otherFailures == 0 && overBudget.Count == 0)
         {
             // Nothing failed: no candidate can serve what the request asks for (a capability, a window).
             var contextOnly = reply.Attempts.All(a => a.Error.StartsWith("its input", StringComparison.Ordinal));
@@ -270,10 +270,49 @@ public sealed class GatewayService(
                 Message = $"no candidate can serve this request: {string.Join("; ", refusedForTheRequest)}",
             };
         }
-        else if (budgetRefusal is not null && reply.Attempts.All(a => a.Outcome == "skipped"))
+        else if (overBudget.Count > 0)
         {
+            // Every candidate was tried or skipped and none answered: those the budget ruled out were the only
+            // ones left that could have, so the budget is what refused the request, whatever failed before them.
             reply.BudgetExhausted = true;
-            reply.BudgetMessage = budgetRefusal;
+            reply.BudgetMessage = overBudget.MessageFor(request.Agent, reply.Attempts);
+            reply.BudgetRetryAfterSeconds = BudgetDay.SecondsUntilNext(timeProvider);
+        }
+    }
+
+    /// <summary>The candidates skipped because each would have passed the agent's daily budget, for the refusal's message.</summary>
+    private sealed class OverBudget
+    {
+        public const string AttemptError = "over budget";
+
+        private readonly List<string> _costs = [];
+        private double _budget;
+        private double _committed;
+
+        public int Count => _costs.Count;
+
+        public int LargestContextWindow { get; private set; }
+
+        public void Add(ArmRef arm, int contextWindow, double estimate, double budget, double committed)
+        {
+            if (_costs.Count == 0)
+            {
+                _budget = budget;
+                _committed = committed;
+            }
+
+            _costs.Add(FormattableString.Invariant($"{arm.Provider}/{arm.Model} would cost up to {estimate:0.######} USD"));
+            LargestContextWindow = Math.Max(LargestContextWindow, contextWindow);
+        }
+
+        /// <summary>The budget and what is spent of it; before it, when other candidates were tried, how each failed.</summary>
+        public string MessageFor(string agent, IEnumerable<Attempt> attempts)
+        {
+            var budget = FormattableString.Invariant($"agent '{agent}' has a daily budget of {_budget:0.######} USD and {_committed:0.######} USD is spent or reserved today");
+            var failed = attempts.Where(a => a.Error != AttemptError).Select(a => $"{a.Arm.Provider}/{a.Arm.Model} {a.Outcome}: {a.Error}").ToList();
+            return failed.Count == 0
+                ? $"{budget}; {_costs[0]}"
+                : FormattableString.Invariant($"cheaper providers failed: {string.Join("; ", failed)}; the rest exceed the daily budget of {_budget:0.######} USD: {budget}; {string.Join("; ", _costs)}");
         }
     }
 
@@ -497,7 +536,7 @@ public sealed class GatewayService(
 
     public Task<BudgetState> GetBudgetAsync(BudgetRequest request, CancellationToken cancellationToken)
     {
-        var state = new BudgetState { ReservedOutputTokens = budgets.ReservedOutputTokens };
+        var state = new BudgetState { ReservedOutputTokens = budgets.ReservedOutputTokens, RetryAfterSeconds = BudgetDay.SecondsUntilNext(timeProvider) };
         if (budgets.DailyBudget(request.Agent) is { } daily)
         {
             var committed = budgets.CommittedToday(request.Tenant, request.Agent);

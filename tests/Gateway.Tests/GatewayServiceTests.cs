@@ -155,7 +155,40 @@ public sealed partial class GatewayServiceTests
         Assert.False(failover.Success);
         Assert.Equal(["failed", "skipped"], failover.Attempts.Select(a => a.Outcome));
         Assert.Equal("over budget", failover.Attempts[1].Error);
+        Assert.True(failover.BudgetExhausted);
         Assert.Equal(0, paid.Calls);
+    }
+
+    [Fact]
+    public async Task A_cheap_provider_failing_and_an_expensive_one_over_budget_is_a_budget_refusal_naming_both_until_the_next_utc_midnight()
+    {
+        _time = new FakeTimeProvider(new DateTimeOffset(2025, 3, 14, 23, 0, 0, 30, TimeSpan.Zero));
+        var cheap = new ScriptedProvider("cheap", ScriptedProvider.Fail(retryable: false));
+        var expensive = new ScriptedProvider("expensive", ScriptedProvider.Reply());
+        var budgets = new BudgetOptions { DailyUsdByAgent = { ["agent"] = 0.001 } };
+
+        var refused = await Gateway([cheap, expensive], budgets: budgets, models: [Free, Priced]).CompleteAsync(Request("hello"), CancellationToken.None);
+
+        Assert.False(refused.Success);
+        Assert.True(refused.BudgetExhausted);
+        Assert.Equal(0, expensive.Calls);
+        Assert.StartsWith("cheaper providers failed: cheap/free failed: scripted failure; the rest exceed the daily budget of 0.001 USD: ", refused.BudgetMessage, StringComparison.Ordinal);
+        Assert.Contains("agent 'agent' has a daily budget of 0.001 USD and 0 USD is spent or reserved today; expensive/m would cost up to ", refused.BudgetMessage, StringComparison.Ordinal);
+        // 59 min 59.97 s to midnight, rounded up so that a retry never comes before the budget's day ends.
+        Assert.Equal(3600, refused.BudgetRetryAfterSeconds);
+    }
+
+    [Fact]
+    public async Task A_provider_failing_with_nothing_skipped_for_the_budget_is_no_budget_refusal()
+    {
+        var cheap = new ScriptedProvider("cheap", ScriptedProvider.Fail(retryable: false));
+        var budgets = new BudgetOptions { DailyUsdByAgent = { ["agent"] = 1 } };
+
+        var failed = await Gateway([cheap], budgets: budgets, models: [Free]).CompleteAsync(Request("hello"), CancellationToken.None);
+
+        Assert.False(failed.BudgetExhausted);
+        Assert.Equal("", failed.BudgetMessage);
+        Assert.Equal(0, failed.BudgetRetryAfterSeconds);
     }
 
     [Fact]

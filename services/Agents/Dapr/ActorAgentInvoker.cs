@@ -2,6 +2,7 @@ using System.Text.Json;
 using Dapr.Actors.Client;
 using Google.Protobuf;
 using Grpc.Core;
+using PersistentAgents.Contracts;
 using PersistentAgents.Contracts.V1;
 
 namespace PersistentAgents.Agents.Dapr;
@@ -30,6 +31,11 @@ public sealed class ActorAgentInvoker(IActorProxyFactory actors) : IAgentInvoker
         }
 
         var result = AgentTurnResult.Parser.ParseFrom(await Proxy(agent).CompleteAsync(message.ToByteArray()));
+        if (result.RetryAfterSeconds > 0)
+        {
+            throw BudgetDay.Refusal(result.StatusMessage, result.RetryAfterSeconds);
+        }
+
         if (result.StatusCode != 0)
         {
             throw new RpcException(new Status((StatusCode)result.StatusCode, result.StatusMessage));

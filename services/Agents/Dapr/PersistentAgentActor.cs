@@ -59,6 +59,7 @@ public sealed class PersistentAgentActor(
         {
             result.StatusCode = (int)e.StatusCode;
             result.StatusMessage = e.Status.Detail;
+            result.RetryAfterSeconds = BudgetDay.RetryAfterOf(e) ?? 0;
         }
 
         return result.ToByteArray();

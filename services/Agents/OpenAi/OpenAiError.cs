@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Text.Json;
 using Grpc.Core;
 using Microsoft.AspNetCore.Http;
+using PersistentAgents.Contracts;
 using PersistentAgents.Contracts.V1;
 
 namespace PersistentAgents.Agents.OpenAi;
@@ -13,6 +14,9 @@ namespace PersistentAgents.Agents.OpenAi;
 /// </summary>
 internal readonly record struct OpenAiError(int Status, string Message, string Type, string? Param, string? Code)
 {
+    /// <summary>Seconds the caller should wait before trying again (the <c>Retry-After</c> header); null: none said.</summary>
+    public int? RetryAfterSeconds { get; init; }
+
     public static OpenAiError Invalid(string? param, string message, string code) =>
         new(StatusCodes.Status400BadRequest, message, "invalid_request_error", param, code);
 
@@ -49,7 +53,7 @@ internal readonly record struct OpenAiError(int Status, string Message, string T
 
         if (reply.BudgetExhausted)
         {
-            return BudgetExceeded($"budget: {reply.BudgetMessage}");
+            return BudgetExceeded($"budget: {reply.BudgetMessage}") with { RetryAfterSeconds = reply.BudgetRetryAfterSeconds };
         }
 
         var tried = reply.Attempts.Count == 0
@@ -74,7 +78,7 @@ internal readonly record struct OpenAiError(int Status, string Message, string T
     public static OpenAiError Of(RpcException e)
     {
         ArgumentNullException.ThrowIfNull(e);
-        return Of(e.StatusCode, e.Status.Detail);
+        return Of(e.StatusCode, e.Status.Detail) with { RetryAfterSeconds = BudgetDay.RetryAfterOf(e) };
     }
 
     /// <summary>A refusal by status and message; the field a bad request's message starts with (<c>"prompt: ..."</c>) is its param.</summary>

@@ -1,4 +1,5 @@
 using System.Buffers;
+using System.Globalization;
 using System.Text.Encodings.Web;
 using System.Text.Json;
 using Microsoft.AspNetCore.Http;
@@ -52,6 +53,11 @@ internal static class OpenAiJson
 
     public static Task SendErrorAsync(HttpResponse response, OpenAiError error)
     {
+        if (error.RetryAfterSeconds is { } seconds)
+        {
+            response.Headers.RetryAfter = seconds.ToString(CultureInfo.InvariantCulture);
+        }
+
         var writer = Rent(out var buffer);
         error.WriteTo(writer);
         return SendAsync(response, error.Status, writer, buffer);

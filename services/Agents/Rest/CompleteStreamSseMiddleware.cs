@@ -44,7 +44,7 @@ public sealed partial class CompleteStreamSseMiddleware(RequestDelegate next, IA
         }
         catch (RpcException e)
         {
-            await WriteErrorAsync(context, e.Status);
+            await RestError.WriteAsync(context, e);
             return;
         }
 
@@ -78,7 +78,7 @@ public sealed partial class CompleteStreamSseMiddleware(RequestDelegate next, IA
         }
         catch (RpcException e) when (!started)
         {
-            await WriteErrorAsync(context, e.Status);
+            await RestError.WriteAsync(context, e);
         }
         catch (RpcException e)
         {
@@ -124,8 +124,6 @@ public sealed partial class CompleteStreamSseMiddleware(RequestDelegate next, IA
         await context.Response.WriteAsync($"event: {name}\ndata: {json}\n\n", cancellationToken);
         await context.Response.Body.FlushAsync(cancellationToken);
     }
-
-    private static Task WriteErrorAsync(HttpContext context, Status status) => RestError.WriteAsync(context, status.StatusCode, status.Detail);
 
     private static string ErrorJson(Status status) => RestError.Json(status.StatusCode, status.Detail);
 

@@ -10,7 +10,9 @@ public static class PublicApi
 {
     public static IServiceCollection AddAgentsPublicApi(this IServiceCollection services)
     {
-        services.AddGrpc(options => options.EnableDetailedErrors = false).AddJsonTranscoding();
+        services.AddGrpc(options => options.EnableDetailedErrors = false)
+            .AddServiceOptions<AgentsGrpcService>(options => options.Interceptors.Add<RetryAfterHeaderInterceptor>())
+            .AddJsonTranscoding();
         services.AddGrpcReflection();
         return services;
     }

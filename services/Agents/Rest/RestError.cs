@@ -1,7 +1,9 @@
+using System.Globalization;
 using System.Text.Json;
 using Grpc.Core;
 using Microsoft.AspNetCore.Http;
 using PersistentAgents.Agents.OpenAi;
+using PersistentAgents.Contracts;
 
 namespace PersistentAgents.Agents.Rest;
 
@@ -33,6 +35,26 @@ public static class RestError
         context.Response.StatusCode = httpStatus ?? HttpStatusOf(code);
         context.Response.ContentType = "application/json";
         return context.Response.WriteAsync(Json(code, message), context.RequestAborted);
+    }
+
+    /// <summary>A refused call as the JSON error, with a budget refusal's seconds to wait as <c>Retry-After</c>.</summary>
+    public static Task WriteAsync(HttpContext context, RpcException e)
+    {
+        ArgumentNullException.ThrowIfNull(context);
+        ArgumentNullException.ThrowIfNull(e);
+        SetRetryAfter(context.Response, e);
+        return WriteAsync(context, e.StatusCode, e.Status.Detail);
+    }
+
+    /// <summary>Copies a refusal's <c>retry-after</c> trailer (a budget's seconds until its day ends) to the HTTP header of that name.</summary>
+    public static void SetRetryAfter(HttpResponse response, RpcException e)
+    {
+        ArgumentNullException.ThrowIfNull(response);
+        ArgumentNullException.ThrowIfNull(e);
+        if (BudgetDay.RetryAfterOf(e) is { } seconds)
+        {
+            response.Headers.RetryAfter = seconds.ToString(CultureInfo.InvariantCulture);
+        }
     }
 
     /// <summary>
