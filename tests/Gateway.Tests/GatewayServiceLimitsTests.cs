@@ -58,7 +58,8 @@ public sealed partial class GatewayServiceTests
     {
         var slow = new ScriptedProvider("slow", ScriptedProvider.Reply("one two three four five six")) { WordDelay = TimeSpan.FromMilliseconds(100) };
         var deltas = new List<string>();
-        var reply = await Gateway([slow], timeout: TimeSpan.FromMilliseconds(250), models: [Quick])
+        var patient = new ModelDefinition { Name = "m", FirstTokenSeconds = 5, StallSeconds = 5 };
+        var reply = await Gateway([slow], timeout: TimeSpan.FromMilliseconds(250), models: [patient])
             .CompleteStreamingAsync(Request("hello"), (d, _) => { deltas.Add(d.Text); return ValueTask.CompletedTask; }, CancellationToken.None);
 
         Assert.True(reply.Success, reply.StreamError);

@@ -319,8 +319,10 @@ public static class GatewayFaultTests
         {
             await using var primary = await FakeOpenAiUpstream.StartAsync("model-a");
             await using var fallback = await FakeOpenAiUpstream.StartAsync("model-b");
+            // Both refuse, since the agent's learned ranking decides which is asked first; only one may be asked.
             primary.Default = Fail(400, "invalid_request_error", "content_policy_violation",
                 "Your request was rejected as a result of our safety system.");
+            fallback.Default = primary.Default;
             await using var host = await FaultHost.StartAsync(Primary(primary), Fallback(fallback));
 
             var (status, error) = await host.CompleteAsync("refused-agent", new { prompt = "Something the provider refuses to answer." });
@@ -328,7 +330,7 @@ public static class GatewayFaultTests
             Assert.Equal(400, status);
             Assert.Contains("safety system", error["message"]!.GetValue<string>(), StringComparison.Ordinal);
             Assert.Contains("content_policy_violation", error["message"]!.GetValue<string>(), StringComparison.Ordinal);
-            Assert.Equal(0, fallback.Count);
+            Assert.Equal(1, primary.Count + fallback.Count);
             Assert.Empty(host.Episodes("refused-agent"));
         }
 
