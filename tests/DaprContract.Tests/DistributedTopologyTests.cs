@@ -18,7 +18,7 @@ namespace PersistentAgents.DaprContract.Tests;
 /// of the agents service served end to end, each agent an actor placed by its sidecar.
 /// </summary>
 [Collection(PgliteTests.Name)]
-public sealed class DistributedTopologyTests(PgliteServer postgres) : IAsyncLifetime, IDisposable
+public sealed class DistributedTopologyTests(PgliteDatabase postgres) : IAsyncLifetime, IDisposable
 {
     private const string Catalog = """
         simulated: always
@@ -133,7 +133,7 @@ public sealed class DistributedTopologyTests(PgliteServer postgres) : IAsyncLife
 
     private async Task<JsonObject> GetAsync(string path) => JsonNode.Parse(await _rest.GetStringAsync(new Uri(path, UriKind.Relative)))!.AsObject();
 
-    [Fact]
+    [PgliteFact]
     public async Task Complete_stats_and_health_are_served_end_to_end_through_the_actor_and_the_other_services()
     {
         var (status, reply) = await CompleteAsync("email-router", new { prompt = "A customer disputes invoice 4471", taskType = "email_routing" });
@@ -163,7 +163,7 @@ public sealed class DistributedTopologyTests(PgliteServer postgres) : IAsyncLife
         Assert.Contains(_learningSidecar.StateKeys(DaprComponents.LearningState), k => k.Contains("email-router", StringComparison.Ordinal));
     }
 
-    [Fact]
+    [PgliteFact]
     public async Task Actor_state_survives_deactivation_and_turns_of_one_agent_never_overlap()
     {
         var replies = await Task.WhenAll(Enumerable.Range(0, 6).Select(i => CompleteAsync("busy", new { prompt = $"Request {i}", sessionId = $"s{i}" })));
@@ -181,7 +181,7 @@ public sealed class DistributedTopologyTests(PgliteServer postgres) : IAsyncLife
         Assert.All(turns.Zip(turns.Skip(1)), pair => Assert.True(pair.First.Ended <= pair.Second.Started, "two turns of one actor overlapped"));
     }
 
-    [Fact]
+    [PgliteFact]
     public async Task Bad_input_is_refused_naming_the_field_before_the_actor_is_called()
     {
         var (status, error) = await CompleteAsync("email-router", new { prompt = "" });
@@ -191,7 +191,7 @@ public sealed class DistributedTopologyTests(PgliteServer postgres) : IAsyncLife
         Assert.Empty(_agentsSidecar.ActorCalls);
     }
 
-    [Fact]
+    [PgliteFact]
     public async Task An_agent_task_delivered_twice_runs_once_and_gives_one_agent_results_event()
     {
         const string TaskId = "task-0001";
@@ -211,7 +211,7 @@ public sealed class DistributedTopologyTests(PgliteServer postgres) : IAsyncLife
         Assert.Equal(1, stats["totalInteractions"]!.GetValue<JsonElement>().GetInt64());
     }
 
-    [Theory]
+    [PgliteTheory]
     [InlineData("""{"agent": "inbox", "request": {"prompt": ""}}""", "prompt:")]
     [InlineData("""{"agent": "../etc", "request": {"prompt": "hi"}}""", "agent:")]
     [InlineData("""{"agent": "inbox", "request": {"prompt": "hi"}, "priority": 9}""", "data:")]
@@ -229,7 +229,7 @@ public sealed class DistributedTopologyTests(PgliteServer postgres) : IAsyncLife
         Assert.Empty(_agentsSidecar.ActorCalls);
     }
 
-    [Fact]
+    [PgliteFact]
     public async Task Api_keys_live_on_the_agents_state_store_hashed_and_a_revoked_key_is_refused_at_once()
     {
         var (created, key) = await SendAsync(HttpMethod.Post, "/admin/keys", new { tenant = "acme", name = "distributed" });
@@ -256,7 +256,7 @@ public sealed class DistributedTopologyTests(PgliteServer postgres) : IAsyncLife
         Assert.Equal(System.Net.HttpStatusCode.Unauthorized, refused.StatusCode);
     }
 
-    [Fact]
+    [PgliteFact]
     public async Task Hostile_agent_task_events_are_acknowledged_and_each_gives_exactly_one_result_or_dead_letter_never_a_5xx()
     {
         string[] names = ["", "inbox", "../etc", "a/b", "UPPER", new string('x', 65), "ünï", "\u0000", "con", "-x"];
@@ -321,7 +321,7 @@ public sealed class DistributedTopologyTests(PgliteServer postgres) : IAsyncLife
         return ((int)response.StatusCode, text.Length == 0 ? [] : JsonNode.Parse(text)!.AsObject());
     }
 
-    [Fact]
+    [PgliteFact]
     public async Task Memory_is_per_agent_and_inspectable_and_purge_forgets_one_agent_only()
     {
         var (_, first) = await CompleteAsync("keeper", new { prompt = "Our office in Lyon closes at six on Fridays", taskType = "facts", sessionId = "s1" });
@@ -345,7 +345,7 @@ public sealed class DistributedTopologyTests(PgliteServer postgres) : IAsyncLife
         Assert.Equal(1, (await GetAsync("/platform/agents/other/stats"))["totalInteractions"]!.GetValue<JsonElement>().GetInt64());
     }
 
-    [Theory]
+    [PgliteTheory]
     [InlineData("""{"prompt": ""}""", "prompt:")]
     [InlineData("""{"prompt": "hi", "bogus": 1}""", "bogus:")]
     [InlineData("""{"prompt": 42}""", "prompt:")]
@@ -362,7 +362,7 @@ public sealed class DistributedTopologyTests(PgliteServer postgres) : IAsyncLife
         Assert.DoesNotContain(_agentsSidecar.ActorCalls, c => c.Method.Contains("Complete", StringComparison.Ordinal));
     }
 
-    [Fact]
+    [PgliteFact]
     public async Task Feedback_experiments_history_and_streaming_work_through_the_services()
     {
         var (putStatus, _) = await SendAsync(HttpMethod.Put, "/platform/agents/rated/experiments/policies", new
@@ -387,7 +387,7 @@ public sealed class DistributedTopologyTests(PgliteServer postgres) : IAsyncLife
         Assert.Contains("event: done", events, StringComparison.Ordinal);
     }
 
-    [Fact]
+    [PgliteFact]
     public async Task The_agents_app_serves_openai_embeddings_with_the_memory_services_embedder_behind_its_keys()
     {
         var (status, reply) = await PostJsonAsync(_rest, "/v1/embeddings", """{"model": "hashed-ngrams@768", "input": ["Invoice 4471 is overdue", "Lyon closes at six"]}""");
@@ -409,7 +409,7 @@ public sealed class DistributedTopologyTests(PgliteServer postgres) : IAsyncLife
         Assert.Equal(401, anonymousStatus);
     }
 
-    [Fact]
+    [PgliteFact]
     public async Task The_agents_app_serves_openai_chat_completions_streamed_through_the_gateway_app_and_not_streamed()
     {
         const string Prompt = "Summarise the quarterly numbers of every region for the board";
@@ -456,7 +456,7 @@ public sealed class DistributedTopologyTests(PgliteServer postgres) : IAsyncLife
         return ((int)response.StatusCode, text.Length == 0 ? [] : JsonNode.Parse(text)!.AsObject());
     }
 
-    [Fact]
+    [PgliteFact]
     public async Task A_restarted_agents_service_finds_every_agent_as_it_left_it()
     {
         await CompleteAsync("durable", new { prompt = "Remember the Lyon office hours" });
@@ -477,7 +477,7 @@ public sealed class DistributedTopologyTests(PgliteServer postgres) : IAsyncLife
         Assert.Equal(3, after["totalInteractions"]!.GetValue<JsonElement>().GetInt64());
     }
 
-    [Fact]
+    [PgliteFact]
     public async Task Semantic_memory_down_the_agent_answers_without_recall_and_memory_down_refuses_the_unstorable_turn()
     {
         await CompleteAsync("unaided", new { prompt = "Our office in Lyon closes at six on Fridays" });
@@ -504,7 +504,7 @@ public sealed class DistributedTopologyTests(PgliteServer postgres) : IAsyncLife
         Assert.Equal(2, (await GetAsync("/platform/agents/unaided/stats"))["totalInteractions"]!.GetValue<JsonElement>().GetInt64());
     }
 
-    [Fact]
+    [PgliteFact]
     public async Task An_agent_registers_its_periodic_work_as_a_reminder_which_consolidates_its_memory()
     {
         await CompleteAsync("diligent", new { prompt = "Note the new invoice policy" });

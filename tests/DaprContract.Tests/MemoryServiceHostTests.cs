@@ -15,7 +15,7 @@ namespace PersistentAgents.DaprContract.Tests;
 /// sidecar: its gRPC API in, and every tier on its Dapr component out.
 /// </summary>
 [Collection(PgliteTests.Name)]
-public sealed class MemoryServiceHostTests(PgliteServer postgres) : IAsyncLifetime
+public sealed class MemoryServiceHostTests(PgliteDatabase postgres) : IAsyncLifetime
 {
     private readonly AgentRef _agent = new() { Tenant = $"t{Guid.NewGuid():N}", Agent = "email-router" };
     private SidecarDouble _sidecar = null!;
@@ -43,7 +43,7 @@ public sealed class MemoryServiceHostTests(PgliteServer postgres) : IAsyncLifeti
         await _sidecar.DisposeAsync();
     }
 
-    [Fact]
+    [PgliteFact]
     public async Task Every_tier_goes_through_its_dapr_component_and_comes_back_over_grpc()
     {
         var memory = new Contracts.V1.Memory.MemoryClient(_channel);
@@ -66,7 +66,7 @@ public sealed class MemoryServiceHostTests(PgliteServer postgres) : IAsyncLifeti
         Assert.Contains(_sidecar.BindingCalls, c => c.Name == DaprComponents.SemanticMemory && c.Operation == "query");
     }
 
-    [Fact]
+    [PgliteFact]
     public async Task It_answers_health_checks_and_refuses_bad_input_with_the_field()
     {
         var healthClient = new GrpcHealth.Health.HealthClient(_channel);

@@ -13,7 +13,7 @@ namespace PersistentAgents.DaprContract.Tests;
 /// pgvector (PGlite): the exact binding requests, and real results of the adapter's own queries.
 /// </summary>
 [Collection(PgliteTests.Name)]
-public sealed class PgVectorStoreContractTests(PgliteServer postgres) : IAsyncLifetime
+public sealed class PgVectorStoreContractTests(PgliteDatabase postgres) : IAsyncLifetime
 {
     private const int Dimensions = HashedNGramEmbedder.DefaultDimensions;
     private const string Hashed = "hashed-ngrams@768";
@@ -54,7 +54,7 @@ public sealed class PgVectorStoreContractTests(PgliteServer postgres) : IAsyncLi
 
     private List<BindingCall> Calls => _sidecar.BindingCalls.Where(c => c.Name == DaprComponents.SemanticMemory).ToList();
 
-    [Fact]
+    [PgliteFact]
     public async Task The_binding_receives_the_schema_once_then_an_upsert_with_sql_and_json_params()
     {
         await _store.UpsertAsync(Record(_scope, "m1", At(0), "invoice 4471"), CancellationToken.None);
@@ -101,7 +101,7 @@ public sealed class PgVectorStoreContractTests(PgliteServer postgres) : IAsyncLi
         Assert.Empty(_sidecar.UnservedPaths);
     }
 
-    [Fact]
+    [PgliteFact]
     public async Task A_search_is_one_query_ordered_by_cosine_distance_with_floor_filters_and_limit_as_params()
     {
         await _store.UpsertAsync(Record(_scope, "m1", At(0), "x"), CancellationToken.None);
@@ -129,7 +129,7 @@ public sealed class PgVectorStoreContractTests(PgliteServer postgres) : IAsyncLi
         Assert.False(unfiltered[4].GetBoolean());
     }
 
-    [Fact]
+    [PgliteFact]
     public async Task Search_returns_the_top_k_above_the_floor_most_similar_first_from_pgvector()
     {
         foreach (var (id, degrees) in new[] { ("far", 85.0), ("near", 10.0), ("mid", 60.0), ("close", 30.0), ("exact", 0.0) })
@@ -150,7 +150,7 @@ public sealed class PgVectorStoreContractTests(PgliteServer postgres) : IAsyncLi
         Assert.Empty(await _store.SearchAsync(_scope, new float[3], 10, 0, VectorFilter.None, CancellationToken.None));
     }
 
-    [Fact]
+    [PgliteFact]
     public async Task Search_applies_task_type_and_success_filters_in_sql()
     {
         await _store.UpsertAsync(Record(_scope, "routing-ok", At(5), "a", "email_routing", success: true), CancellationToken.None);
@@ -166,7 +166,7 @@ public sealed class PgVectorStoreContractTests(PgliteServer postgres) : IAsyncLi
         Assert.Empty(await _store.SearchAsync(_scope, At(0), 10, 0, new VectorFilter("unknown"), CancellationToken.None));
     }
 
-    [Fact]
+    [PgliteFact]
     public async Task Identical_vectors_and_ids_of_other_agents_and_tenants_are_never_seen()
     {
         var sameTenant = _scope with { Agent = "billing" };
@@ -192,7 +192,7 @@ public sealed class PgVectorStoreContractTests(PgliteServer postgres) : IAsyncLi
         Assert.NotNull(await _store.GetAsync(_scope, "shared-id", CancellationToken.None));
     }
 
-    [Fact]
+    [PgliteFact]
     public async Task Upsert_replaces_a_memory_and_get_returns_exactly_what_was_stored()
     {
         var original = Record(_scope, "m", At(20), "first text");
@@ -217,7 +217,7 @@ public sealed class PgVectorStoreContractTests(PgliteServer postgres) : IAsyncLi
         Assert.Equal(new TierUsage(1, (4 * Dimensions) + Encoding.UTF8.GetByteCount(replacement.Text)), await _store.UsageAsync(_scope, CancellationToken.None));
     }
 
-    [Fact]
+    [PgliteFact]
     public async Task Delete_and_purge_report_what_they_removed_through_rows_affected()
     {
         await _store.UpsertAsync(Record(_scope, "a", At(0), "a"), CancellationToken.None);
@@ -235,7 +235,7 @@ public sealed class PgVectorStoreContractTests(PgliteServer postgres) : IAsyncLi
         Assert.Contains(Calls, c => c.Operation == "exec" && c.Metadata["sql"] == PgVectorStore.PurgeSql);
     }
 
-    [Fact]
+    [PgliteFact]
     public async Task The_schema_is_idempotent_and_has_the_embedders_partial_hnsw_cosine_index()
     {
         // A second instance (another replica of the memory service) runs the schema again.
@@ -257,7 +257,7 @@ public sealed class PgVectorStoreContractTests(PgliteServer postgres) : IAsyncLi
         Assert.Equal("y", (await second.GetAsync(_scope, "m", CancellationToken.None))!.Text);
     }
 
-    [Fact]
+    [PgliteFact]
     public async Task Zero_vectors_whose_cosine_is_undefined_never_match()
     {
         await _store.UpsertAsync(Record(_scope, "zero", new float[Dimensions], "zero"), CancellationToken.None);
@@ -267,7 +267,7 @@ public sealed class PgVectorStoreContractTests(PgliteServer postgres) : IAsyncLi
         Assert.Empty(await _store.SearchAsync(_scope, new float[Dimensions], 10, -1, VectorFilter.None, CancellationToken.None));
     }
 
-    [Fact]
+    [PgliteFact]
     public async Task A_vector_of_the_wrong_length_is_refused_before_anything_is_sent()
     {
         await Assert.ThrowsAsync<ArgumentException>(() => _store.UpsertAsync(Record(_scope, "m", new float[3], "x"), CancellationToken.None));
@@ -275,7 +275,7 @@ public sealed class PgVectorStoreContractTests(PgliteServer postgres) : IAsyncLi
         Assert.Empty(Calls);
     }
 
-    [Fact]
+    [PgliteFact]
     public async Task Two_embedders_share_the_table_and_each_searches_only_its_own_vectors()
     {
         var miniLm = MiniLmStore();
@@ -295,7 +295,7 @@ public sealed class PgVectorStoreContractTests(PgliteServer postgres) : IAsyncLi
         Assert.Equal(MiniLmDimensions, (await _store.GetAsync(_scope, "minilm", CancellationToken.None))!.Vector.Length);
     }
 
-    [Fact]
+    [PgliteFact]
     public async Task Memories_of_another_embedder_are_listed_stale_newest_first_and_replacing_them_makes_them_searchable()
     {
         foreach (var (id, daysLater) in new[] { ("old", 0), ("newest", 2), ("middle", 1) })
@@ -333,7 +333,7 @@ public sealed class PgVectorStoreContractTests(PgliteServer postgres) : IAsyncLi
         Assert.Equal(At(0, dimensions: MiniLmDimensions), (await miniLm.GetAsync(_scope, "newest", CancellationToken.None))!.Vector.ToArray());
     }
 
-    [Fact]
+    [PgliteFact]
     public async Task A_memory_rewritten_or_deleted_after_it_was_listed_is_not_replaced()
     {
         await _store.UpsertAsync(Record(_scope, "rewritten", At(0), "first text"), CancellationToken.None);
@@ -353,7 +353,7 @@ public sealed class PgVectorStoreContractTests(PgliteServer postgres) : IAsyncLi
         Assert.Null(await _store.GetAsync(_scope, "deleted", CancellationToken.None));
     }
 
-    [Fact]
+    [PgliteFact]
     public async Task Count_stale_counts_only_the_scopes_own_memories()
     {
         var colleague = _scope with { Agent = "billing" };
@@ -373,7 +373,7 @@ public sealed class PgVectorStoreContractTests(PgliteServer postgres) : IAsyncLi
         Assert.Equal($"[\"{otherTenant.Tenant}\",\"{otherTenant.Agent}\",\"{Hashed}\"]", count.Metadata["params"]);
     }
 
-    [Fact]
+    [PgliteFact]
     public async Task A_table_of_the_former_single_embedder_schema_is_migrated_and_its_rows_are_stale()
     {
         // The schema before embedders were recorded, with one memory in it. The other tests' stores create the
@@ -411,7 +411,7 @@ public sealed class PgVectorStoreContractTests(PgliteServer postgres) : IAsyncLi
         Assert.Equal(0, await replica.CountStaleAsync(_scope, CancellationToken.None));
     }
 
-    [Fact]
+    [PgliteFact]
     public async Task Search_can_use_the_embedders_partial_hnsw_index()
     {
         await _store.UpsertAsync(Record(_scope, "m", At(0), "x"), CancellationToken.None);
@@ -433,7 +433,7 @@ public sealed class PgVectorStoreContractTests(PgliteServer postgres) : IAsyncLi
         Assert.Contains(plan, row => ((string)row[0]!).Contains($"Index Scan using {_store.IndexName}", StringComparison.Ordinal));
     }
 
-    [Theory]
+    [PgliteTheory]
     [InlineData("text-embedding-3-small'; DROP TABLE agent_memories; --@768")]
     [InlineData("model with spaces@768")]
     [InlineData("model@768\n")]
@@ -443,7 +443,7 @@ public sealed class PgVectorStoreContractTests(PgliteServer postgres) : IAsyncLi
         Assert.Contains("Memory:Embeddings", refused.Message, StringComparison.Ordinal);
     }
 
-    [Fact]
+    [PgliteFact]
     public void More_dimensions_than_pgvectors_hnsw_index_takes_are_refused_at_construction()
     {
         var refused = Assert.Throws<ArgumentOutOfRangeException>(() => new PgVectorStore(_sidecar.Client, "text-embedding-3-large@3072", 3072));

@@ -15,10 +15,15 @@ using static PersistentAgents.EndToEnd.Tests.JsonAssert;
 
 namespace PersistentAgents.EndToEnd.Tests;
 
-[Collection(PostgresTests.Name)]
-public sealed class AnalyticsTests(PostgresServer postgres)
+/// <summary>
+/// The analytics sink against a real PostgreSQL: a PGlite server of its own for each test, so that each test
+/// sees only its own rows.
+/// </summary>
+public sealed class AnalyticsTests : IAsyncLifetime
 {
     private const string Tenant = "default";
+
+    private readonly PgliteServer _postgres = new();
 
     /// <summary>Dapr.Protos has the AppCallback service base for apps but no client, so the sidecar's call is bound here.</summary>
     private static readonly Grpc.Core.Method<TopicEventRequest, TopicEventResponse> OnTopicEvent = new(
@@ -26,10 +31,14 @@ public sealed class AnalyticsTests(PostgresServer postgres)
         Grpc.Core.Marshallers.Create(m => m.ToByteArray(), TopicEventRequest.Parser.ParseFrom),
         Grpc.Core.Marshallers.Create(m => m.ToByteArray(), TopicEventResponse.Parser.ParseFrom));
 
-    [Fact]
+    public Task InitializeAsync() => _postgres.InitializeAsync();
+
+    public Task DisposeAsync() => _postgres.DisposeAsync();
+
+    [PgliteFact]
     public async Task Every_interaction_is_one_row_and_the_views_add_the_rows_up()
     {
-        var connectionString = await postgres.CreateDatabaseAsync("embedded_analytics");
+        var connectionString = ConnectionString();
         // sim-best fails every call, so an interaction routed to it first falls back and records a failed attempt.
         var replies = new List<(string Agent, JsonObject Body)>();
         await using (var host = await TestHost.StartAsync(TestHost.NewDataDir(), TestCatalogs.Simulated(bestFailureRate: 1), "--Analytics:ConnectionString", connectionString))
@@ -111,10 +120,10 @@ public sealed class AnalyticsTests(PostgresServer postgres)
         }
     }
 
-    [Fact]
+    [PgliteFact]
     public async Task A_redelivered_outcome_stays_one_row_served_by_its_last_successful_attempt()
     {
-        var connectionString = await postgres.CreateDatabaseAsync("redelivery");
+        var connectionString = ConnectionString();
         var outcome = new InteractionCompleted
         {
             InteractionId = InteractionIds.New(DateTimeOffset.UtcNow),
@@ -167,10 +176,10 @@ public sealed class AnalyticsTests(PostgresServer postgres)
         Assert.Equal(["", "", "sim-best", "best", false], rows[1][1..6]);
     }
 
-    [Fact]
+    [PgliteFact]
     public async Task The_learning_service_writes_each_outcome_it_learns_from_in_distributed_mode()
     {
-        var connectionString = await postgres.CreateDatabaseAsync("distributed_analytics");
+        var connectionString = ConnectionString();
         // No sidecar: learning state in memory and its learning-updated events dropped, the app callback as Dapr calls it.
         var app = LearningServiceHost.Build(
             ["--urls", "http://127.0.0.1:0", "--Logging:LogLevel:Default", "Warning", "--Analytics:ConnectionString", connectionString],
@@ -224,6 +233,31 @@ public sealed class AnalyticsTests(PostgresServer postgres)
         }
     }
 
+    /// <summary>
+    /// A pool of one for the sink and for each reader: PGlite has one backend, and concurrent writes on several
+    /// sockets could interleave their protocol messages on it.
+    /// </summary>
+    private string ConnectionString() =>
+        new NpgsqlConnectionStringBuilder(_postgres.ConnectionString) { Pooling = true, MaxPoolSize = 1 }.ConnectionString;
+
+    private static async Task<List<object[]>> QueryAsync(NpgsqlConnection connection, string sql)
+    {
+        await using var command = new NpgsqlCommand(sql, connection);
+        await using var reader = await command.ExecuteReaderAsync();
+        var rows = new List<object[]>();
+        while (await reader.ReadAsync())
+        {
+            var row = new object[reader.FieldCount];
+            reader.GetValues(row);
+            rows.Add(row);
+        }
+
+        return rows;
+    }
+}
+
+public sealed class AnalyticsWithoutPostgresTests
+{
     [Fact]
     public async Task Without_a_connection_string_no_sink_is_registered_and_the_host_works()
     {
@@ -240,21 +274,6 @@ public sealed class AnalyticsTests(PostgresServer postgres)
         var (status, reply) = await host.CompleteAsync("email-router", new { prompt = "Route this email", taskType = "email_routing" });
         Assert.Equal(200, status);
         Assert.Single(host.Episodes("email-router"), e => e["interactionId"]!.GetValue<string>() == reply["interactionId"]!.GetValue<string>());
-    }
-
-    private static async Task<List<object[]>> QueryAsync(NpgsqlConnection connection, string sql)
-    {
-        await using var command = new NpgsqlCommand(sql, connection);
-        await using var reader = await command.ExecuteReaderAsync();
-        var rows = new List<object[]>();
-        while (await reader.ReadAsync())
-        {
-            var row = new object[reader.FieldCount];
-            reader.GetValues(row);
-            rows.Add(row);
-        }
-
-        return rows;
     }
 }
 

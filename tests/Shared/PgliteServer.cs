@@ -1,31 +1,44 @@
 using System.Diagnostics;
 using System.Text;
-using Npgsql;
 
-namespace PersistentAgents.DaprContract.Tests;
+namespace PersistentAgents.Tests.Shared;
 
 /// <summary>
-/// A real PostgreSQL with pgvector for the run: PGlite (Postgres compiled to WebAssembly, from npm) behind its
-/// wire-protocol socket server, started with <c>node pglite/server.mjs --port 0</c> on 127.0.0.1. Installs the
-/// npm packages (<c>npm ci</c>) when <c>node_modules</c> is missing. Without Node.js it fails with a message
-/// saying so: nothing is skipped.
+/// A real PostgreSQL with pgvector, in memory: PGlite (Postgres compiled to WebAssembly, from npm) behind its
+/// wire-protocol socket server, started with <c>node tests/Shared/pglite/server.mjs --port 0</c> on 127.0.0.1.
+/// Installs the npm packages (<c>npm ci</c>) when <c>node_modules</c> is missing. Each server is a new, empty
+/// database. Without Node.js it fails with a message saying so; tests marked <see cref="PgliteFactAttribute"/> or
+/// <see cref="PgliteTheoryAttribute"/> are skipped instead, saying why.
 /// </summary>
-public sealed class PgliteServer : IAsyncLifetime
+internal sealed class PgliteServer : IAsyncLifetime
 {
     private static readonly TimeSpan StartTimeout = TimeSpan.FromSeconds(90);
+    private static readonly string[] Tools = ["node", "npm"];
     private Process? _server;
     private readonly StringBuilder _output = new();
 
-    public PostgresBinding Binding { get; private set; } = null!;
-
+    /// <summary>
+    /// Unpooled: every open is its own socket. PGlite has one backend; the socket server queues every socket's
+    /// protocol messages onto it and keeps it to one socket while that socket's transaction is open, but outside
+    /// a transaction two sockets' messages may interleave, so a user that works concurrently sets a pool of one.
+    /// </summary>
     public string ConnectionString { get; private set; } = "";
 
-    public static string Folder => Path.Combine(RepositoryRoot.Find(), "tests", "DaprContract.Tests", "pglite");
+    public static string Folder => Path.Combine(RepositoryRoot.Find(), "tests", "Shared", "pglite");
+
+    /// <summary>Why a test that needs this server cannot run here, or null when node and npm are on PATH.</summary>
+    public static string? SkipReason()
+    {
+        var directories = (Environment.GetEnvironmentVariable("PATH") ?? "").Split(Path.PathSeparator, StringSplitOptions.RemoveEmptyEntries);
+        var missing = Tools.Where(tool => !directories.Any(directory => File.Exists(Path.Combine(directory, tool)))).ToList();
+        return missing.Count == 0 ? null
+            : $"{string.Join(" and ", missing)} not found on PATH: install Node.js 20 or later with npm (apt-get install -y nodejs npm, as .ci/run does) to run PostgreSQL (PGlite, from npm) for this test";
+    }
 
     public async Task InitializeAsync()
     {
         var folder = Folder;
-        await RunAsync("node", "--version", folder, "Node.js (node, version 20 or later) is required to run PostgreSQL with pgvector (PGlite) for the Dapr contract tests: install it, e.g. apt-get install -y nodejs npm");
+        await RunAsync("node", "--version", folder, "Node.js (node, version 20 or later) is required to run PostgreSQL with pgvector (PGlite): install it, e.g. apt-get install -y nodejs npm");
         if (!Directory.Exists(Path.Combine(folder, "node_modules", "@electric-sql", "pglite-socket")))
         {
             var lockFile = File.Exists(Path.Combine(folder, "package-lock.json"));
@@ -86,20 +99,11 @@ public sealed class PgliteServer : IAsyncLifetime
 
         var port = address[(address.LastIndexOf(':') + 1)..];
 
-        // One session for the whole run: PGlite is a single-session database behind the socket server.
         ConnectionString = $"Host=127.0.0.1;Port={port};Username=postgres;Password=postgres;Database=postgres;SSL Mode=Disable;Pooling=false;Server Compatibility Mode=NoTypeLoading;Timeout=30;Command Timeout=60";
-        var connection = new NpgsqlConnection(ConnectionString);
-        await connection.OpenAsync();
-        Binding = new PostgresBinding(connection);
     }
 
     public async Task DisposeAsync()
     {
-        if (Binding is not null)
-        {
-            await Binding.DisposeAsync();
-        }
-
         if (_server is { HasExited: false })
         {
             // Closing its standard input stops the server; kill it if it does not go.
@@ -158,8 +162,23 @@ public sealed class PgliteServer : IAsyncLifetime
     }
 }
 
-[CollectionDefinition(Name)]
-public sealed class PgliteTests : ICollectionFixture<PgliteServer>
+/// <summary>
+/// A fact that needs a <see cref="PgliteServer"/>, so Node.js and npm. xunit 2 has no skip decided inside a test,
+/// so the attribute skips it, saying why, on a machine without them.
+/// </summary>
+internal sealed class PgliteFactAttribute : FactAttribute
 {
-    public const string Name = "PostgreSQL with pgvector (PGlite)";
+    public PgliteFactAttribute()
+    {
+        Skip = PgliteServer.SkipReason();
+    }
+}
+
+/// <summary>A theory that needs a <see cref="PgliteServer"/>: skipped, saying why, as <see cref="PgliteFactAttribute"/> is.</summary>
+internal sealed class PgliteTheoryAttribute : TheoryAttribute
+{
+    public PgliteTheoryAttribute()
+    {
+        Skip = PgliteServer.SkipReason();
+    }
 }

@@ -1,4 +1,4 @@
-// PostgreSQL with pgvector for the Dapr contract tests: an in-memory PGlite (Postgres compiled to WASM)
+// PostgreSQL with pgvector for the tests: an in-memory PGlite (Postgres compiled to WASM)
 // behind its wire-protocol socket server on 127.0.0.1, so Npgsql talks to it as to any PostgreSQL.
 // Usage: node server.mjs --port N   (prints "READY <port>" once it accepts connections; stops on SIGTERM/SIGINT
 // or when its standard input closes, so it never outlives the test run that started it).
