@@ -1,0 +1,126 @@
+using Microsoft.Extensions.Options;
+using PersistentAgents.Contracts.V1;
+
+namespace PersistentAgents.Learning.Tests;
+
+public sealed class AgentConcurrencyTests
+{
+    private static readonly SimulatedArm[] Arms =
+    [
+        new("good", SuccessRate: 1, Quality: 0.9, PricePerMtok: 1),
+        new("fair", SuccessRate: 1, Quality: 0.6, PricePerMtok: 1),
+    ];
+
+    [Fact]
+    public async Task A_write_held_for_one_agent_holds_up_that_agents_next_outcome_but_not_another_agents()
+    {
+        var store = new HeldWritesStore(new InMemoryLearningStateStore(), heldAgent: "slow");
+        using var service = new LearningService(store, Options.Create(new LearningOptions()), new Random(1));
+
+        var first = PlayAsync(service, "slow", "slow-1");
+        await store.HeldWriteStarted.Task.WaitAsync(TimeSpan.FromSeconds(30));
+        var second = PlayAsync(service, "slow", "slow-2");
+
+        // The other agent's ranking and outcome go through while the slow agent's write is held.
+        await PlayAsync(service, "quick", "quick-1").WaitAsync(TimeSpan.FromSeconds(30));
+
+        // The slow agent's second outcome waits for its first: its write has not even begun.
+        await Task.Delay(200);
+        Assert.False(first.IsCompleted);
+        Assert.False(second.IsCompleted);
+        Assert.Equal(1, store.WritesStarted("slow"));
+
+        store.Release();
+        await Task.WhenAll(first, second).WaitAsync(TimeSpan.FromSeconds(30));
+        Assert.Equal(2, store.WritesStarted("slow"));
+        Assert.Equal(1, store.MostConcurrentWrites("slow"));
+
+        var scores = await service.GetScoresAsync(new GetScoresRequest { Tenant = BanditSimulation.Tenant, Agent = "slow" }, CancellationToken.None);
+        Assert.Equal(2, scores.Scores.Sum(s => s.Pulls));
+        Assert.Equal(0, service.LiveGates);
+    }
+
+    private static async Task PlayAsync(LearningService service, string agent, string interactionId)
+    {
+        var request = BanditSimulation.RankRequestFor(Arms, "quality-first");
+        request.Agent = agent;
+        var ranked = await service.RankAsync(request, CancellationToken.None);
+        var outcome = new InteractionCompleted
+        {
+            InteractionId = interactionId, Tenant = BanditSimulation.Tenant, Agent = agent, TaskType = BanditSimulation.TaskType,
+            Success = true, Quality = 0.8, CostUsd = 0.001, ReferenceCostUsd = 0.001, Context = ranked.Context, Chosen = ranked.Ranked[0], CostWeight = ranked.CostWeight,
+        };
+        outcome.Attempts.Add(new AttemptOutcome { Arm = ranked.Ranked[0], Success = true });
+        Assert.True((await service.RecordOutcomeAsync(outcome, CancellationToken.None)).Recorded);
+    }
+
+    /// <summary>A store whose writes for one agent wait until released, counting how many began and how many overlapped.</summary>
+    private sealed class HeldWritesStore(InMemoryLearningStateStore inner, string heldAgent) : ILearningStateStore
+    {
+        private readonly TaskCompletionSource _released = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        private readonly Dictionary<string, int> _started = [];
+        private readonly Dictionary<string, int> _inFlight = [];
+        private readonly Dictionary<string, int> _mostConcurrent = [];
+
+        public TaskCompletionSource HeldWriteStarted { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        public void Release() => _released.TrySetResult();
+
+        public int WritesStarted(string agent)
+        {
+            lock (_started)
+            {
+                return _started.GetValueOrDefault(agent);
+            }
+        }
+
+        public int MostConcurrentWrites(string agent)
+        {
+            lock (_started)
+            {
+                return _mostConcurrent.GetValueOrDefault(agent);
+            }
+        }
+
+        public Task<LearningSnapshot> LoadAsync(CancellationToken cancellationToken) => inner.LoadAsync(cancellationToken);
+
+        public Task<IReadOnlyDictionary<ArmKey, ArmState>> LoadArmsAsync(string tenant, string agent, CancellationToken cancellationToken) =>
+            inner.LoadArmsAsync(tenant, agent, cancellationToken);
+
+        public async Task<bool> TryApplyAsync(LearningUpdate update, CancellationToken cancellationToken)
+        {
+            lock (_started)
+            {
+                _started[update.Agent] = _started.GetValueOrDefault(update.Agent) + 1;
+                _inFlight[update.Agent] = _inFlight.GetValueOrDefault(update.Agent) + 1;
+                _mostConcurrent[update.Agent] = Math.Max(_mostConcurrent.GetValueOrDefault(update.Agent), _inFlight[update.Agent]);
+            }
+
+            try
+            {
+                if (update.Agent == heldAgent)
+                {
+                    HeldWriteStarted.TrySetResult();
+                    await _released.Task.WaitAsync(cancellationToken);
+                }
+
+                return await inner.TryApplyAsync(update, cancellationToken);
+            }
+            finally
+            {
+                lock (_started)
+                {
+                    _inFlight[update.Agent]--;
+                }
+            }
+        }
+
+        public Task<IReadOnlyList<Selection>> HistoryAsync(string tenant, string agent, string taskType, int limit, CancellationToken cancellationToken) =>
+            inner.HistoryAsync(tenant, agent, taskType, limit, cancellationToken);
+
+        public Task PutExperimentAsync(Experiment experiment, CancellationToken cancellationToken) => inner.PutExperimentAsync(experiment, cancellationToken);
+
+        public Task<bool> DeleteExperimentAsync(string tenant, string agent, string name, CancellationToken cancellationToken) =>
+            inner.DeleteExperimentAsync(tenant, agent, name, cancellationToken);
+    }
+}
