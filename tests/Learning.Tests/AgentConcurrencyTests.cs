@@ -1,9 +1,10 @@
 using Microsoft.Extensions.Options;
 using PersistentAgents.Contracts.V1;
+using Xunit.Abstractions;
 
 namespace PersistentAgents.Learning.Tests;
 
-public sealed class AgentConcurrencyTests
+public sealed class AgentConcurrencyTests(ITestOutputHelper output)
 {
     private static readonly SimulatedArm[] Arms =
     [
@@ -40,6 +41,57 @@ public sealed class AgentConcurrencyTests
         Assert.Equal(0, service.LiveGates);
     }
 
+    [Fact]
+    public async Task Eight_agents_against_a_store_taking_50_ms_a_call_take_little_longer_than_one()
+    {
+        const int Agents = 8;
+        const int Rounds = 3;
+
+        // On two cores the pool starts with two threads, and the test runner's own waits can hold them: the pool's
+        // slow injection of threads (about two a second) would be measured instead of the service.
+        ThreadPool.GetMinThreads(out var workers, out var completionPorts);
+        ThreadPool.SetMinThreads(Math.Max(workers, 4), Math.Max(completionPorts, 4));
+
+        async Task<TimeSpan> TimeAsync(Func<LearningService, Task> play)
+        {
+            using var service = new LearningService(new DelayedStore(new InMemoryLearningStateStore(), TimeSpan.FromMilliseconds(50)), Options.Create(new LearningOptions()), new Random(1));
+            var started = TimeProvider.System.GetTimestamp();
+
+            // On the thread pool, as a host runs requests, not on the test framework's few threads.
+            await Task.Run(() => play(service));
+            return TimeProvider.System.GetElapsedTime(started);
+        }
+
+        async Task RoundsAsync(LearningService service, string agent)
+        {
+            for (var round = 0; round < Rounds; round++)
+            {
+                await PlayAsync(service, agent, $"{agent}-{round}");
+            }
+        }
+
+        Task EightAtOnceAsync(LearningService service) => Task.WhenAll(Enumerable.Range(0, Agents).Select(a => RoundsAsync(service, $"agent-{a}")));
+
+        // Twice unmeasured: the first runs pay for compiling the code paths, which on a loaded machine takes longer than the waits.
+        await TimeAsync(EightAtOnceAsync);
+        await TimeAsync(EightAtOnceAsync);
+        var one = await TimeAsync(service => RoundsAsync(service, "agent-0"));
+        var eight = await TimeAsync(EightAtOnceAsync);
+
+        // What one gate for every agent gave: the agents' turns one after another.
+        var oneAfterAnother = await TimeAsync(async service =>
+        {
+            for (var a = 0; a < Agents; a++)
+            {
+                await RoundsAsync(service, $"agent-{a}");
+            }
+        });
+
+        output.WriteLine($"one agent {one.TotalMilliseconds:F0} ms, eight at once {eight.TotalMilliseconds:F0} ms, eight one after another {oneAfterAnother.TotalMilliseconds:F0} ms");
+        Assert.True(eight <= one * 1.5, $"eight agents took {eight.TotalMilliseconds:F0} ms, one {one.TotalMilliseconds:F0} ms, one after another {oneAfterAnother.TotalMilliseconds:F0} ms");
+        Assert.True(oneAfterAnother >= one * 4, $"one after another took {oneAfterAnother.TotalMilliseconds:F0} ms, one {one.TotalMilliseconds:F0} ms");
+    }
+
     private static async Task PlayAsync(LearningService service, string agent, string interactionId)
     {
         var request = BanditSimulation.RankRequestFor(Arms, "quality-first");
@@ -52,6 +104,46 @@ public sealed class AgentConcurrencyTests
         };
         outcome.Attempts.Add(new AttemptOutcome { Arm = ranked.Ranked[0], Success = true });
         Assert.True((await service.RecordOutcomeAsync(outcome, CancellationToken.None)).Recorded);
+    }
+
+    /// <summary>A store every call of which takes <paramref name="delay"/>, like a sidecar round trip.</summary>
+    private sealed class DelayedStore(InMemoryLearningStateStore inner, TimeSpan delay) : ILearningStateStore
+    {
+        public async Task<LearningSnapshot> LoadAsync(CancellationToken cancellationToken)
+        {
+            await Task.Delay(delay, cancellationToken);
+            return await inner.LoadAsync(cancellationToken);
+        }
+
+        public async Task<IReadOnlyDictionary<ArmKey, ArmState>> LoadArmsAsync(string tenant, string agent, CancellationToken cancellationToken)
+        {
+            await Task.Delay(delay, cancellationToken);
+            return await inner.LoadArmsAsync(tenant, agent, cancellationToken);
+        }
+
+        public async Task<bool> TryApplyAsync(LearningUpdate update, CancellationToken cancellationToken)
+        {
+            await Task.Delay(delay, cancellationToken);
+            return await inner.TryApplyAsync(update, cancellationToken);
+        }
+
+        public async Task<IReadOnlyList<Selection>> HistoryAsync(string tenant, string agent, string taskType, int limit, CancellationToken cancellationToken)
+        {
+            await Task.Delay(delay, cancellationToken);
+            return await inner.HistoryAsync(tenant, agent, taskType, limit, cancellationToken);
+        }
+
+        public async Task PutExperimentAsync(Experiment experiment, CancellationToken cancellationToken)
+        {
+            await Task.Delay(delay, cancellationToken);
+            await inner.PutExperimentAsync(experiment, cancellationToken);
+        }
+
+        public async Task<bool> DeleteExperimentAsync(string tenant, string agent, string name, CancellationToken cancellationToken)
+        {
+            await Task.Delay(delay, cancellationToken);
+            return await inner.DeleteExperimentAsync(tenant, agent, name, cancellationToken);
+        }
     }
 
     /// <summary>A store whose writes for one agent wait until released, counting how many began and how many overlapped.</summary>
