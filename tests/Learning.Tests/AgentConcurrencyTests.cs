@@ -42,6 +42,30 @@ public sealed class AgentConcurrencyTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public async Task An_agent_being_worked_on_is_not_let_go_and_keeps_every_arm()
+    {
+        var store = new HeldWritesStore(new InMemoryLearningStateStore(), heldAgent: "slow");
+        using var service = new LearningService(store, Options.Create(new LearningOptions { ResidentAgents = 1 }), new Random(1));
+
+        // The slow agent has arms of one task type in memory, then an outcome of another is held at its write.
+        store.Release();
+        await PlayAsync(service, "slow", "slow-1");
+        store.Hold();
+        var held = PlayAsync(service, "slow", "slow-2", taskType: "summarize");
+        await store.HeldWriteStarted.Task.WaitAsync(TimeSpan.FromSeconds(30));
+
+        // Another agent's turn, beyond the one resident agent, must not let the slow agent go under its outcome.
+        await PlayAsync(service, "quick", "quick-1").WaitAsync(TimeSpan.FromSeconds(30));
+        store.Release();
+        await held.WaitAsync(TimeSpan.FromSeconds(30));
+
+        var scores = await service.GetScoresAsync(new GetScoresRequest { Tenant = BanditSimulation.Tenant, Agent = "slow" }, CancellationToken.None);
+        Assert.Equal(1, scores.Scores.Where(s => s.TaskType == BanditSimulation.TaskType).Sum(s => s.Pulls));
+        Assert.Equal(1, scores.Scores.Where(s => s.TaskType == "summarize").Sum(s => s.Pulls));
+        Assert.Equal(1, service.ResidentAgents);
+    }
+
+    [Fact]
     public async Task Eight_agents_against_a_store_taking_50_ms_a_call_take_little_longer_than_one()
     {
         const int Agents = 8;
@@ -92,14 +116,15 @@ public sealed class AgentConcurrencyTests(ITestOutputHelper output)
         Assert.True(oneAfterAnother >= one * 4, $"one after another took {oneAfterAnother.TotalMilliseconds:F0} ms, one {one.TotalMilliseconds:F0} ms");
     }
 
-    private static async Task PlayAsync(LearningService service, string agent, string interactionId)
+    private static async Task PlayAsync(LearningService service, string agent, string interactionId, string taskType = BanditSimulation.TaskType)
     {
         var request = BanditSimulation.RankRequestFor(Arms, "quality-first");
         request.Agent = agent;
+        request.TaskType = taskType;
         var ranked = await service.RankAsync(request, CancellationToken.None);
         var outcome = new InteractionCompleted
         {
-            InteractionId = interactionId, Tenant = BanditSimulation.Tenant, Agent = agent, TaskType = BanditSimulation.TaskType,
+            InteractionId = interactionId, Tenant = BanditSimulation.Tenant, Agent = agent, TaskType = taskType,
             Success = true, Quality = 0.8, CostUsd = 0.001, ReferenceCostUsd = 0.001, Context = ranked.Context, Chosen = ranked.Ranked[0], CostWeight = ranked.CostWeight,
         };
         outcome.Attempts.Add(new AttemptOutcome { Arm = ranked.Ranked[0], Success = true });
@@ -149,14 +174,21 @@ public sealed class AgentConcurrencyTests(ITestOutputHelper output)
     /// <summary>A store whose writes for one agent wait until released, counting how many began and how many overlapped.</summary>
     private sealed class HeldWritesStore(InMemoryLearningStateStore inner, string heldAgent) : ILearningStateStore
     {
-        private readonly TaskCompletionSource _released = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        private TaskCompletionSource _released = new(TaskCreationOptions.RunContinuationsAsynchronously);
         private readonly Dictionary<string, int> _started = [];
         private readonly Dictionary<string, int> _inFlight = [];
         private readonly Dictionary<string, int> _mostConcurrent = [];
 
-        public TaskCompletionSource HeldWriteStarted { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        public TaskCompletionSource HeldWriteStarted { get; private set; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
         public void Release() => _released.TrySetResult();
+
+        /// <summary>Holds the agent's writes again, after a release, and waits for the next to start.</summary>
+        public void Hold()
+        {
+            _released = new(TaskCreationOptions.RunContinuationsAsynchronously);
+            HeldWriteStarted = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        }
 
         public int WritesStarted(string agent)
         {
