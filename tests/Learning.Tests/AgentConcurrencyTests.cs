@@ -66,7 +66,7 @@ public sealed class AgentConcurrencyTests(ITestOutputHelper output)
     }
 
     [Fact]
-    public async Task Eight_agents_against_a_store_taking_50_ms_a_call_take_little_longer_than_one()
+    public async Task Eight_agents_against_a_store_taking_50_ms_a_call_run_at_once_not_one_after_another()
     {
         const int Agents = 8;
         const int Rounds = 3;
@@ -112,7 +112,9 @@ public sealed class AgentConcurrencyTests(ITestOutputHelper output)
         });
 
         output.WriteLine($"one agent {one.TotalMilliseconds:F0} ms, eight at once {eight.TotalMilliseconds:F0} ms, eight one after another {oneAfterAnother.TotalMilliseconds:F0} ms");
-        Assert.True(eight <= one * 1.5, $"eight agents took {eight.TotalMilliseconds:F0} ms, one {one.TotalMilliseconds:F0} ms, one after another {oneAfterAnother.TotalMilliseconds:F0} ms");
+        // One gate for every agent makes eight at once as slow as one after another; per-agent gates about as fast
+        // as one. The bound sits far from both, so a loaded machine does not decide the test.
+        Assert.True(eight < oneAfterAnother * 0.6, $"eight agents took {eight.TotalMilliseconds:F0} ms, one {one.TotalMilliseconds:F0} ms, one after another {oneAfterAnother.TotalMilliseconds:F0} ms");
         Assert.True(oneAfterAnother >= one * 4, $"one after another took {oneAfterAnother.TotalMilliseconds:F0} ms, one {one.TotalMilliseconds:F0} ms");
     }
 
