@@ -138,7 +138,7 @@ public sealed class GatewayService(
             // cannot spend past it. The caller's bound on the reply bounds the reservation too.
             var outputBound = request.Options is { HasMaxOutputTokens: true } settings ? settings.MaxOutputTokens : budgets.ReservedOutputTokens;
             var estimate = CostOf(model.Definition, call.InputTokens, outputBound);
-            var (reservation, budget, committed) = await budgets.TryReserveAsync(request.Tenant, request.Agent, estimate, token);
+            var (reservation, budget, committed) = budgets.TryReserve(request.Tenant, request.Agent, estimate);
             if (reservation is null)
             {
                 overBudget.Add(arm, model.Definition.ContextWindow, estimate, budget, committed);
@@ -157,8 +157,7 @@ public sealed class GatewayService(
                 var tokensIn = completion.InputTokens ?? call.InputTokens;
                 var tokensOut = completion.OutputTokens ?? OutputTokensOf(completion);
                 var cost = CostOf(model.Definition, tokensIn, tokensOut);
-                // Not cancelled with the caller: the call is paid for whether or not anyone still listens.
-                await budgets.SettleAsync(reservation, cost, CancellationToken.None);
+                budgets.Settle(reservation, cost);
                 settled = true;
                 if (GatewayService.FormatOf(request) == ReplyFormat.Json && completion.ToolCalls is not { Count: > 0 }
                     && JsonReplyCheck.ProblemOf(completion.Text, request.JsonSchema) is { } problem)
@@ -246,10 +245,9 @@ public sealed class GatewayService(
                 if (!settled)
                 {
                     // What reached the caller before a break or a disconnect was generated and is paid for.
-                    await budgets.SettleAsync(
-                        reservation,
-                        call.AnythingSent ? CostOf(model.Definition, call.InputTokens, tokenCounter.Count(call.SentText.ToString())) : 0,
-                        CancellationToken.None);
+                    budgets.Settle(reservation, call.AnythingSent
+                        ? CostOf(model.Definition, call.InputTokens, tokenCounter.Count(call.SentText.ToString()))
+                        : 0);
                 }
             }
         }
@@ -536,19 +534,19 @@ public sealed class GatewayService(
         return Task.FromResult(catalog);
     }
 
-    public async Task<BudgetState> GetBudgetAsync(BudgetRequest request, CancellationToken cancellationToken)
+    public Task<BudgetState> GetBudgetAsync(BudgetRequest request, CancellationToken cancellationToken)
     {
         var state = new BudgetState { ReservedOutputTokens = budgets.ReservedOutputTokens, RetryAfterSeconds = BudgetDay.SecondsUntilNext(timeProvider) };
         if (budgets.DailyBudget(request.Agent) is { } daily)
         {
-            var committed = await budgets.CommittedTodayAsync(request.Tenant, request.Agent, cancellationToken);
+            var committed = budgets.CommittedToday(request.Tenant, request.Agent);
             state.HasBudget = true;
             state.DailyUsd = daily;
             state.CommittedUsd = committed;
             state.RemainingUsd = Math.Max(0, daily - committed);
         }
 
-        return state;
+        return Task.FromResult(state);
     }
 
     internal static ReplyFormat FormatOf(GatewayRequest request) =>
