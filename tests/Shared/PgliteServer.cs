@@ -35,15 +35,44 @@ internal sealed class PgliteServer : IAsyncLifetime
             : $"{string.Join(" and ", missing)} not found on PATH: install Node.js 20 or later with npm (apt-get install -y nodejs npm, as .ci/run does) to run PostgreSQL (PGlite, from npm) for this test";
     }
 
+    /// <summary>npm writes node_modules/.package-lock.json last, so an install cut short does not count as one.</summary>
+    private static bool IsInstalled(string folder) =>
+        File.Exists(Path.Combine(folder, "node_modules", ".package-lock.json"))
+        && Directory.Exists(Path.Combine(folder, "node_modules", "@electric-sql", "pglite-socket"));
+
+    /// <summary>An exclusive lock on a file beside the packages, held across processes until disposed.</summary>
+    private static async Task<FileStream> TakeInstallLockAsync(string folder)
+    {
+        var path = Path.Combine(folder, ".install.lock");
+        var deadline = DateTimeOffset.UtcNow + TimeSpan.FromMinutes(5);
+        while (true)
+        {
+            try
+            {
+                return new FileStream(path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
+            }
+            catch (IOException) when (DateTimeOffset.UtcNow < deadline)
+            {
+                await Task.Delay(TimeSpan.FromMilliseconds(200));
+            }
+        }
+    }
+
     public async Task InitializeAsync()
     {
         var folder = Folder;
         await RunAsync("node", "--version", folder, "Node.js (node, version 20 or later) is required to run PostgreSQL with pgvector (PGlite): install it, e.g. apt-get install -y nodejs npm");
-        if (!Directory.Exists(Path.Combine(folder, "node_modules", "@electric-sql", "pglite-socket")))
+        if (!IsInstalled(folder))
         {
-            var lockFile = File.Exists(Path.Combine(folder, "package-lock.json"));
-            await RunAsync("npm", lockFile ? "ci --no-audit --no-fund" : "install --no-audit --no-fund", folder,
-                $"npm could not install the PGlite packages in {folder}; run 'npm ci' there by hand to see why");
+            // Test projects run in parallel processes and share this folder: one installs while the others wait,
+            // since `npm ci` deletes node_modules first and would pull it from under another process's server.
+            using var installing = await TakeInstallLockAsync(folder);
+            if (!IsInstalled(folder))
+            {
+                var lockFile = File.Exists(Path.Combine(folder, "package-lock.json"));
+                await RunAsync("npm", lockFile ? "ci --no-audit --no-fund" : "install --no-audit --no-fund", folder,
+                    $"npm could not install the PGlite packages in {folder}; run 'npm ci' there by hand to see why");
+            }
         }
 
         var start = new ProcessStartInfo("node", "server.mjs --port 0")
