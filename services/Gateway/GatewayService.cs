@@ -138,7 +138,7 @@ public sealed class GatewayService(
             // cannot spend past it. The caller's bound on the reply bounds the reservation too.
             var outputBound = request.Options is { HasMaxOutputTokens: true } settings ? settings.MaxOutputTokens : budgets.ReservedOutputTokens;
             var estimate = CostOf(model.Definition, call.InputTokens, outputBound);
-            var (reservation, budget, committed) = budgets.TryReserve(request.Tenant, request.Agent, estimate);
+            var (reservation, budget, committed) = await budgets.TryReserveAsync(request.Tenant, request.Agent, estimate, token);
             if (reservation is null)
             {
                 overBudget.Add(arm, model.Definition.ContextWindow, estimate, budget, committed);
@@ -157,7 +157,8 @@ public sealed class GatewayService(
                 var tokensIn = completion.InputTokens ?? call.InputTokens;
                 var tokensOut = completion.OutputTokens ?? OutputTokensOf(completion);
                 var cost = CostOf(model.Definition, tokensIn, tokensOut);
-                budgets.Settle(reservation, cost);
+                // Not cancelled with the caller: the call is paid for whether or not anyone still listens.
+                await budgets.SettleAsync(reservation, cost, CancellationToken.None);
                 settled = true;
                 if (GatewayService.FormatOf(request) == ReplyFormat.Json && completion.ToolCalls is not { Count: > 0 }
                     && JsonReplyCheck.ProblemOf(completion.Text, request.JsonSchema) is { } problem)
@@ -245,9 +246,10 @@ public sealed class GatewayService(
                 if (!settled)
                 {
                     // What reached the caller before a break or a disconnect was generated and is paid for.
-                    budgets.Settle(reservation, call.AnythingSent
-                        ? CostOf(model.Definition, call.InputTokens, tokenCounter.Count(call.SentText.ToString()))
-                        : 0);
+                    await budgets.SettleAsync(
+                        reservation,
+                        call.AnythingSent ? CostOf(model.Definition, call.InputTokens, tokenCounter.Count(call.SentText.ToString())) : 0,
+                        CancellationToken.None);
                 }
             }
         }
@@ -534,19 +536,19 @@ public sealed class GatewayService(
         return Task.FromResult(catalog);
     }
 
-    public Task<BudgetState> GetBudgetAsync(BudgetRequest request, CancellationToken cancellationToken)
+    public async Task<BudgetState> GetBudgetAsync(BudgetRequest request, CancellationToken cancellationToken)
     {
         var state = new BudgetState { ReservedOutputTokens = budgets.ReservedOutputTokens, RetryAfterSeconds = BudgetDay.SecondsUntilNext(timeProvider) };
         if (budgets.DailyBudget(request.Agent) is { } daily)
         {
-            var committed = budgets.CommittedToday(request.Tenant, request.Agent);
+            var committed = await budgets.CommittedTodayAsync(request.Tenant, request.Agent, cancellationToken);
             state.HasBudget = true;
             state.DailyUsd = daily;
             state.CommittedUsd = committed;
             state.RemainingUsd = Math.Max(0, daily - committed);
         }
 
-        return Task.FromResult(state);
+        return state;
     }
 
     internal static ReplyFormat FormatOf(GatewayRequest request) =>

@@ -17,9 +17,9 @@ public sealed class BudgetOptions
 /// <summary>What an agent has spent on one UTC day: the port behind the ledger.</summary>
 public interface ISpendStore
 {
-    double SpentOn(string tenant, string agent, DateOnly day);
+    Task<double> SpentOnAsync(string tenant, string agent, DateOnly day, CancellationToken cancellationToken);
 
-    void Add(string tenant, string agent, DateOnly day, double usd);
+    Task AddAsync(string tenant, string agent, DateOnly day, double usd, CancellationToken cancellationToken);
 }
 
 /// <summary>A call's cost held against the budget until it is known.</summary>
@@ -27,13 +27,28 @@ public sealed record SpendReservation(string Tenant, string Agent, DateOnly Day,
 
 /// <summary>
 /// Per-agent daily budgets, enforced before every provider call: the call's estimated cost is reserved
-/// first and refused when spend plus reservations would pass the budget, so concurrent calls cannot
-/// overspend it by more than one call's misestimate; the actual cost replaces the reservation after.
+/// first and refused when spend plus reservations would pass the budget, so concurrent calls through one
+/// ledger cannot overspend it by more than one call's misestimate; the actual cost replaces the reservation
+/// after.
+/// <para>
+/// With several gateway replicas each has its own ledger over the shared store. A replica reads the store's
+/// spend for an agent's day once, at its first reservation for it, and from then on counts its own calls
+/// only: other replicas' spend settled after that read is not seen until the next day or a restart. So each
+/// replica holds the agent to the budget on its own, and N replicas together can spend up to N times the
+/// daily budget (less what was stored before each one's first read); a replica that starts, or first serves
+/// the agent, after the budget is spent refuses at once. Reading the store on every reservation would
+/// narrow this to the calls in flight at once, at the price of a store round trip per call.
+/// </para>
 /// </summary>
 public sealed class SpendLedger(ISpendStore store, IOptions<BudgetOptions> options, TimeProvider timeProvider)
 {
     private readonly BudgetOptions _options = options.Value;
+
+    // The arithmetic of reservations, under the lock and with no I/O: a day's stored spend is loaded before.
     private readonly Dictionary<(string Tenant, string Agent, DateOnly Day), (double Spent, double Reserved)> _days = [];
+
+    // A day's spend being read from the store, once however many reservations wait for it.
+    private readonly Dictionary<(string Tenant, string Agent, DateOnly Day), Lazy<Task<double>>> _loading = [];
     private readonly Lock _lock = new();
     private DateOnly _today;
 
@@ -46,7 +61,7 @@ public sealed class SpendLedger(ISpendStore store, IOptions<BudgetOptions> optio
     }
 
     /// <returns>The reservation, or null with the budget and what is spent and reserved when it would be exceeded.</returns>
-    public (SpendReservation? Reservation, double Budget, double Committed) TryReserve(string tenant, string agent, double estimatedUsd)
+    public async Task<(SpendReservation? Reservation, double Budget, double Committed)> TryReserveAsync(string tenant, string agent, double estimatedUsd, CancellationToken cancellationToken)
     {
         var day = DateOnly.FromDateTime(timeProvider.GetUtcNow().UtcDateTime);
         if (DailyBudget(agent) is not { } budget)
@@ -54,11 +69,12 @@ public sealed class SpendLedger(ISpendStore store, IOptions<BudgetOptions> optio
             return (new SpendReservation(tenant, agent, day, estimatedUsd), double.PositiveInfinity, 0);
         }
 
+        var key = (tenant, agent, day);
+        var stored = await StoredSpendAsync(key, cancellationToken);
         lock (_lock)
         {
             ForgetPastDays(day);
-            var key = (tenant, agent, day);
-            var state = _days.TryGetValue(key, out var known) ? known : (store.SpentOn(tenant, agent, day), 0d);
+            var state = _days.TryGetValue(key, out var known) ? known : (stored, 0d);
             var committed = state.Item1 + state.Item2;
             if (committed + estimatedUsd > budget)
             {
@@ -72,17 +88,21 @@ public sealed class SpendLedger(ISpendStore store, IOptions<BudgetOptions> optio
     }
 
     /// <summary>What the agent has spent or reserved today.</summary>
-    public double CommittedToday(string tenant, string agent)
+    public async Task<double> CommittedTodayAsync(string tenant, string agent, CancellationToken cancellationToken)
     {
         var day = DateOnly.FromDateTime(timeProvider.GetUtcNow().UtcDateTime);
         lock (_lock)
         {
-            var (spent, reserved) = _days.TryGetValue((tenant, agent, day), out var known) ? known : (store.SpentOn(tenant, agent, day), 0d);
-            return spent + reserved;
+            if (_days.TryGetValue((tenant, agent, day), out var known))
+            {
+                return known.Spent + known.Reserved;
+            }
         }
+
+        return await store.SpentOnAsync(tenant, agent, day, cancellationToken);
     }
 
-    public void Settle(SpendReservation reservation, double actualUsd)
+    public async Task SettleAsync(SpendReservation reservation, double actualUsd, CancellationToken cancellationToken)
     {
         // Spend is kept for agents with a budget only: for the others there is nothing to enforce, and a
         // durable write on every call would put the store on the gateway's hot path.
@@ -101,14 +121,14 @@ public sealed class SpendLedger(ISpendStore store, IOptions<BudgetOptions> optio
         }
 
         // Outside the lock: the in-memory total above is what reservations check; the store only has to
-        // hold the day's spend across a restart.
+        // hold the day's spend across a restart and for replicas that read it later.
         if (actualUsd > 0)
         {
-            store.Add(reservation.Tenant, reservation.Agent, reservation.Day, actualUsd);
+            await store.AddAsync(reservation.Tenant, reservation.Agent, reservation.Day, actualUsd, cancellationToken);
         }
     }
 
-    public void Release(SpendReservation reservation) => Settle(reservation, 0);
+    public Task ReleaseAsync(SpendReservation reservation, CancellationToken cancellationToken) => SettleAsync(reservation, 0, cancellationToken);
 
     /// <summary>Days and budgeted agents held in memory: today's only, one per budgeted agent that reserved today.</summary>
     public int DaysHeld
@@ -118,6 +138,48 @@ public sealed class SpendLedger(ISpendStore store, IOptions<BudgetOptions> optio
             lock (_lock)
             {
                 return _days.Count;
+            }
+        }
+    }
+
+    /// <summary>
+    /// The day's spend in the store, read outside the lock and once for all reservations that wait for it;
+    /// 0 without a read when the day is already in memory (the reservation then uses the memory's figure).
+    /// A failed read is tried again by the next reservation.
+    /// </summary>
+    private async Task<double> StoredSpendAsync((string Tenant, string Agent, DateOnly Day) key, CancellationToken cancellationToken)
+    {
+        Lazy<Task<double>>? load;
+        lock (_lock)
+        {
+            if (_days.ContainsKey(key))
+            {
+                return 0;
+            }
+
+            if (!_loading.TryGetValue(key, out load))
+            {
+                // Not cancelled by the first reservation's token: the others wait for the same read.
+                load = new Lazy<Task<double>>(async () => await store.SpentOnAsync(key.Tenant, key.Agent, key.Day, CancellationToken.None));
+                _loading[key] = load;
+            }
+        }
+
+        try
+        {
+            return await load.Value.WaitAsync(cancellationToken);
+        }
+        finally
+        {
+            if (load.Value.IsCompleted)
+            {
+                lock (_lock)
+                {
+                    if (_loading.GetValueOrDefault(key) == load)
+                    {
+                        _loading.Remove(key);
+                    }
+                }
             }
         }
     }

@@ -48,13 +48,24 @@ internal sealed class ArmTable
         }
     }
 
-    /// <summary>Lets go of the least recently used agents beyond <paramref name="resident"/>; their arms are in the store.</summary>
-    public void KeepAtMost(int resident)
+    /// <summary>
+    /// Lets go of the least recently used agents beyond <paramref name="resident"/>; their arms are in the store.
+    /// An agent <paramref name="inUse"/> stays: work on it between its reads and its writes would otherwise write
+    /// back a partial set of arms.
+    /// </summary>
+    public void KeepAtMost(int resident, Func<string, string, bool> inUse)
     {
-        while (_agents.Count > resident && _recency.Last is { } oldest)
+        var candidate = _recency.Last;
+        while (_agents.Count > resident && candidate is not null)
         {
-            _recency.RemoveLast();
-            _agents.Remove(oldest.Value);
+            var older = candidate.Previous;
+            if (!inUse(candidate.Value.Tenant, candidate.Value.Agent))
+            {
+                _recency.Remove(candidate);
+                _agents.Remove(candidate.Value);
+            }
+
+            candidate = older;
         }
     }
 

@@ -24,11 +24,16 @@ public sealed class LearningService : ILearningApi, IDisposable
     private readonly Random _random;
     private readonly TimeProvider _timeProvider;
     private readonly double _defaultLambda;
-    private readonly SemaphoreSlim _gate = new(1, 1);
+    private readonly AgentGates _gates = new();
+
+    // Guards what agents share in memory (the arm table, the provider records, experiments and tallies, the
+    // random source) for short computations; no I/O is done under it.
+    private readonly Lock _memory = new();
 
     // What every agent's calls say about each provider right now, like a circuit breaker's counts: an
     // outage is the provider's, not one task type's. Transient, so not persisted.
     private readonly Dictionary<string, ProviderRecord> _providers = new(StringComparer.Ordinal);
+    private Task<State>? _loading;
     private State? _state;
 
     /// <param name="events">Where <c>learning-updated</c> goes after each outcome learned from; none when null.</param>
@@ -46,8 +51,11 @@ public sealed class LearningService : ILearningApi, IDisposable
         }
     }
 
-    /// <summary>Agents whose arms are in memory (read without the gate: a figure for monitoring and tests).</summary>
+    /// <summary>Agents whose arms are in memory (read without the lock: a figure for monitoring and tests).</summary>
     public int ResidentAgents => _state?.Arms.ResidentAgents ?? 0;
+
+    /// <summary>Agents whose gate is held or waited for (a figure for monitoring, and for tests that gates are let go).</summary>
+    public int LiveGates => _gates.Live;
 
     public async Task<RankReply> RankAsync(RankRequest request, CancellationToken cancellationToken)
     {
@@ -80,6 +88,7 @@ public sealed class LearningService : ILearningApi, IDisposable
             request.Agent,
             state =>
             {
+                using var scope = _memory.EnterScope();
                 var lambda = requestLambda;
                 ArmRef? fixedArm = null;
                 reply.Strategy = _bandit.Describe(lambda);
@@ -139,67 +148,28 @@ public sealed class LearningService : ILearningApi, IDisposable
         var context = request.Context.Length == 0 ? "simple" : request.Context;
         var group = new GroupKey(tenant, request.Agent, request.TaskType, context);
         var relativeCost = request.ReferenceCostUsd > 0 ? request.CostUsd / request.ReferenceCostUsd : 0;
-        var updated = await UnderGateAsync<LearningUpdated?>(
+        var updated = await UnderGateAsync<(LearningUpdated? Learned, List<((string Tenant, string Agent) Agent, string Provider)> ForgivenElsewhere)>(
             tenant,
             request.Agent,
             async state =>
             {
-                var changed = state.Arms
-                    .InGroup(group)
-                    .ToDictionary(a => a.Key, a => _bandit.Decay(a.Value));
-                foreach (var attempt in request.Attempts)
-                {
-                    var key = KeyOf(tenant, request.Agent, request.TaskType, context, attempt.Arm);
-                    // An arm never ranked in this process (an outcome replayed after a restart) gets a neutral prior.
-                    var arm = changed.GetValueOrDefault(key) ?? ArmState.New(priorQuality: 0.5);
-                    changed[key] = attempt.Success
-                        ? _bandit.Observe(arm, success: true, request.Quality, relativeCost)
-                        : _bandit.Observe(arm, success: false, quality: 0, relativeCost: 0);
-                }
-
-                ForgiveRecoveredProviders(state, request, changed);
-
-                var chosen = request.Chosen ?? request.Attempts.FirstOrDefault()?.Arm;
-                var selection = chosen is null ? null : new Selection
-                {
-                    InteractionId = request.InteractionId,
-                    At = request.At ?? Timestamp.FromDateTimeOffset(_timeProvider.GetUtcNow()),
-                    TaskType = request.TaskType,
-                    Context = context,
-                    Chosen = chosen,
-                    Success = request.Success,
-                    Quality = request.Success ? request.Quality : 0,
-                    CostUsd = request.CostUsd,
-                    Utility = request.Success ? request.Quality - (request.CostWeight * relativeCost) : 0,
-                    Variant = request.Variant,
-                };
-                selection?.Scores.AddRange(changed
-                    .OrderByDescending(a => _bandit.Score(a.Value, request.CostWeight))
-                    .Select(a => ScoreOf(a.Key, a.Value, request.CostWeight)));
-
-                KeyValuePair<VariantKey, VariantTally>? tally = null;
-                if (request.Experiment.Length > 0
-                    && state.Experiments.FirstOrDefault(e => e.Tenant == tenant && e.Agent == request.Agent && e.Name == request.Experiment) is { } experiment
-                    && experiment.Variants.Any(v => v.Name == request.Variant))
-                {
-                    var key = new VariantKey(tenant, request.Agent, experiment.Name, request.Variant);
-                    tally = KeyValuePair.Create(key, (state.Tallies.GetValueOrDefault(key) ?? VariantTally.Empty)
-                        .Add(request.Success, request.Success ? request.Quality : 0, request.CostUsd, Experiments.Metric(experiment, request)));
-                }
-
+                var (changed, selection, tally, forgivenElsewhere) = PrepareOutcome(state, request, tenant, context, group, relativeCost);
                 if (!await _store.TryApplyAsync(new LearningUpdate(request.InteractionId, changed, selection, tally), cancellationToken))
                 {
-                    return null;
+                    return (null, []);
                 }
 
-                foreach (var (key, arm) in changed)
+                lock (_memory)
                 {
-                    state.Arms[key] = arm;
-                }
+                    foreach (var (key, arm) in changed)
+                    {
+                        state.Arms[key] = arm;
+                    }
 
-                if (tally is { } applied)
-                {
-                    state.Tallies[applied.Key] = applied.Value;
+                    if (tally is { } applied)
+                    {
+                        state.Tallies[applied.Key] = applied.Value;
+                    }
                 }
 
                 var learned = new LearningUpdated
@@ -208,21 +178,121 @@ public sealed class LearningService : ILearningApi, IDisposable
                     At = Timestamp.FromDateTimeOffset(_timeProvider.GetUtcNow()),
                 };
                 learned.Scores.AddRange(changed.Where(a => a.Key.Group == group).Select(a => ScoreOf(a.Key, a.Value, _defaultLambda)));
-                return learned;
+                return (learned, forgivenElsewhere);
             },
             cancellationToken);
-        if (updated is null)
+        if (updated.Learned is null)
         {
             return new RecordOutcomeReply { Recorded = false };
+        }
+
+        foreach (var (agent, provider) in updated.ForgivenElsewhere)
+        {
+            await ForgiveAsync(agent, provider, request.InteractionId, cancellationToken);
         }
 
         // Outside the gate: a slow broker must not hold up routing. The outcome is already stored.
         if (_events is not null)
         {
-            await _events.PublishAsync(Topics.LearningUpdated, $"learning-{request.InteractionId}", updated, cancellationToken);
+            await _events.PublishAsync(Topics.LearningUpdated, $"learning-{request.InteractionId}", updated.Learned, cancellationToken);
         }
 
         return new RecordOutcomeReply { Recorded = true };
+    }
+
+    /// <summary>
+    /// The outcome's update, computed under the memory lock from the agent's arms in memory: its group's arms
+    /// decayed and the attempts observed, the agent's own arms a recovered provider's outage put down forgiven,
+    /// the selection and the experiment tally; and the other agents whose arms that recovery forgives.
+    /// </summary>
+    private (Dictionary<ArmKey, ArmState> Changed, Selection? Selection, KeyValuePair<VariantKey, VariantTally>? Tally, List<((string Tenant, string Agent) Agent, string Provider)> ForgivenElsewhere) PrepareOutcome(
+        State state, InteractionCompleted request, string tenant, string context, GroupKey group, double relativeCost)
+    {
+        lock (_memory)
+        {
+            var changed = state.Arms
+                .InGroup(group)
+                .ToDictionary(a => a.Key, a => _bandit.Decay(a.Value));
+            foreach (var attempt in request.Attempts)
+            {
+                var key = KeyOf(tenant, request.Agent, request.TaskType, context, attempt.Arm);
+                // An arm never ranked in this process (an outcome replayed after a restart) gets a neutral prior.
+                var arm = changed.GetValueOrDefault(key) ?? ArmState.New(priorQuality: 0.5);
+                changed[key] = attempt.Success
+                    ? _bandit.Observe(arm, success: true, request.Quality, relativeCost)
+                    : _bandit.Observe(arm, success: false, quality: 0, relativeCost: 0);
+            }
+
+            var forgivenElsewhere = ForgiveRecoveredProviders(state, request, changed);
+
+            var chosen = request.Chosen ?? request.Attempts.FirstOrDefault()?.Arm;
+            var selection = chosen is null ? null : new Selection
+            {
+                InteractionId = request.InteractionId,
+                At = request.At ?? Timestamp.FromDateTimeOffset(_timeProvider.GetUtcNow()),
+                TaskType = request.TaskType,
+                Context = context,
+                Chosen = chosen,
+                Success = request.Success,
+                Quality = request.Success ? request.Quality : 0,
+                CostUsd = request.CostUsd,
+                Utility = request.Success ? request.Quality - (request.CostWeight * relativeCost) : 0,
+                Variant = request.Variant,
+            };
+            selection?.Scores.AddRange(changed
+                .OrderByDescending(a => _bandit.Score(a.Value, request.CostWeight))
+                .Select(a => ScoreOf(a.Key, a.Value, request.CostWeight)));
+
+            KeyValuePair<VariantKey, VariantTally>? tally = null;
+            if (request.Experiment.Length > 0
+                && state.Experiments.FirstOrDefault(e => e.Tenant == tenant && e.Agent == request.Agent && e.Name == request.Experiment) is { } experiment
+                && experiment.Variants.Any(v => v.Name == request.Variant))
+            {
+                var key = new VariantKey(tenant, request.Agent, experiment.Name, request.Variant);
+                tally = KeyValuePair.Create(key, (state.Tallies.GetValueOrDefault(key) ?? VariantTally.Empty)
+                    .Add(request.Success, request.Success ? request.Quality : 0, request.CostUsd, Experiments.Metric(experiment, request)));
+            }
+
+            return (changed, selection, tally, forgivenElsewhere);
+        }
+    }
+
+    /// <summary>
+    /// Forgives, under its own gate, another agent's arms that <paramref name="provider"/>'s outage put down and
+    /// that are still down: each agent's state is written by that agent's work only, never in another's update.
+    /// </summary>
+    private async Task ForgiveAsync((string Tenant, string Agent) agent, string provider, string interactionId, CancellationToken cancellationToken)
+    {
+        await UnderGateAsync(
+            agent.Tenant,
+            agent.Agent,
+            async state =>
+            {
+                Dictionary<ArmKey, ArmState> forgiven;
+                lock (_memory)
+                {
+                    forgiven = state.Arms.OfAgent(agent.Tenant, agent.Agent)
+                        .Where(a => a.Key.Provider == provider && _bandit.IsDown(a.Value))
+                        .ToDictionary(a => a.Key, a => UtilityThompsonSampling.Forgive(a.Value));
+                }
+
+                if (forgiven.Count == 0
+                    || !await _store.TryApplyAsync(new LearningUpdate($"forgive:{interactionId}:{agent.Tenant}/{agent.Agent}", forgiven), cancellationToken))
+                {
+                    return false;
+                }
+
+                lock (_memory)
+                {
+                    foreach (var (key, arm) in forgiven)
+                    {
+                        state.Arms[key] = arm;
+                    }
+                }
+
+                return true;
+            },
+            cancellationToken);
     }
 
     public async Task<RecordOutcomeReply> RecordFeedbackAsync(FeedbackRecorded request, CancellationToken cancellationToken)
@@ -244,14 +314,23 @@ public sealed class LearningService : ILearningApi, IDisposable
             key.Agent,
             async state =>
             {
-                var arm = _bandit.ObserveFeedback(state.Arms.Find(key) ?? ArmState.New(priorQuality: 0.5), request.Score);
+                ArmState arm;
+                lock (_memory)
+                {
+                    arm = _bandit.ObserveFeedback(state.Arms.Find(key) ?? ArmState.New(priorQuality: 0.5), request.Score);
+                }
+
                 var changed = new Dictionary<ArmKey, ArmState> { [key] = arm };
                 if (!await _store.TryApplyAsync(new LearningUpdate($"feedback:{request.InteractionId}", changed), cancellationToken))
                 {
                     return new RecordOutcomeReply { Recorded = false };
                 }
 
-                state.Arms[key] = arm;
+                lock (_memory)
+                {
+                    state.Arms[key] = arm;
+                }
+
                 return new RecordOutcomeReply { Recorded = true };
             },
             cancellationToken);
@@ -265,10 +344,16 @@ public sealed class LearningService : ILearningApi, IDisposable
         var scores = await UnderGateAsync(
             tenant,
             request.Agent,
-            state => Task.FromResult<List<ArmScore>>([.. state.Arms
-                .OfAgent(tenant, request.Agent)
-                .Where(a => request.TaskType.Length == 0 || a.Key.TaskType == request.TaskType)
-                .Select(a => ScoreOf(a.Key, a.Value, lambda))]),
+            state =>
+            {
+                lock (_memory)
+                {
+                    return Task.FromResult<List<ArmScore>>([.. state.Arms
+                        .OfAgent(tenant, request.Agent)
+                        .Where(a => request.TaskType.Length == 0 || a.Key.TaskType == request.TaskType)
+                        .Select(a => ScoreOf(a.Key, a.Value, lambda))]);
+                }
+            },
             cancellationToken);
 
         var reply = new ScoresReply();
@@ -313,16 +398,25 @@ public sealed class LearningService : ILearningApi, IDisposable
         experiment.CreatedAt = Timestamp.FromDateTimeOffset(_timeProvider.GetUtcNow());
         return await UnderGateAsync(
             experiment.Tenant,
-            agent: null,
+            experiment.Agent,
             async state =>
             {
-                Experiments.Validate(experiment, state.Experiments.Where(e => e.Tenant == experiment.Tenant && e.Agent == experiment.Agent));
+                lock (_memory)
+                {
+                    Experiments.Validate(experiment, state.Experiments.Where(e => e.Tenant == experiment.Tenant && e.Agent == experiment.Agent));
+                }
+
                 await _store.PutExperimentAsync(experiment, cancellationToken);
-                Forget(state, experiment.Tenant, experiment.Agent, experiment.Name);
-                state.Experiments.Add(experiment);
+                lock (_memory)
+                {
+                    Forget(state, experiment.Tenant, experiment.Agent, experiment.Name);
+                    state.Experiments.Add(experiment);
+                }
+
                 return experiment.Clone();
             },
-            cancellationToken);
+            cancellationToken,
+            loadArms: false);
     }
 
     public async Task<DeleteExperimentReply> DeleteExperimentAsync(DeleteExperimentRequest request, CancellationToken cancellationToken)
@@ -330,14 +424,19 @@ public sealed class LearningService : ILearningApi, IDisposable
         var tenant = Tenancy.OrDefault(request.Tenant);
         return await UnderGateAsync(
             tenant,
-            agent: null,
+            request.Agent,
             async state =>
             {
                 var deleted = await _store.DeleteExperimentAsync(tenant, request.Agent, request.Name, cancellationToken);
-                Forget(state, tenant, request.Agent, request.Name);
+                lock (_memory)
+                {
+                    Forget(state, tenant, request.Agent, request.Name);
+                }
+
                 return new DeleteExperimentReply { Deleted = deleted };
             },
-            cancellationToken);
+            cancellationToken,
+            loadArms: false);
     }
 
     public async Task<ExperimentResults> GetExperimentsAsync(GetExperimentsRequest request, CancellationToken cancellationToken)
@@ -345,45 +444,63 @@ public sealed class LearningService : ILearningApi, IDisposable
         var tenant = Tenancy.OrDefault(request.Tenant);
         return await UnderGateAsync(
             tenant,
-            agent: null,
+            request.Agent,
             state =>
             {
                 var reply = new ExperimentResults();
-                reply.Experiments.AddRange(state.Experiments
-                    .Where(e => e.Tenant == tenant && e.Agent == request.Agent)
-                    .Select(e => Experiments.Results(e.Clone(), state.Tallies)));
+                lock (_memory)
+                {
+                    reply.Experiments.AddRange(state.Experiments
+                        .Where(e => e.Tenant == tenant && e.Agent == request.Agent)
+                        .Select(e => Experiments.Results(e.Clone(), state.Tallies)));
+                }
+
                 return Task.FromResult(reply);
             },
-            cancellationToken);
+            cancellationToken,
+            loadArms: false);
     }
 
-    public void Dispose() => _gate.Dispose();
+    public void Dispose() => _gates.Dispose();
 
     /// <summary>
-    /// Runs <paramref name="work"/> on the state with the gate held: one routing decision or one outcome at a
-    /// time, so that decays, observations and the store's writes never interleave. The arms of
-    /// <paramref name="agent"/>, unless null, are in memory during the work; afterwards the least recently
-    /// used agents beyond <see cref="LearningOptions.ResidentAgents"/> are let go.
+    /// Runs <paramref name="work"/> on the state with the agent's gate held: one routing decision, outcome or
+    /// experiment change of an agent at a time, so that its decays, observations and the store's writes never
+    /// interleave, while other agents' work, their store I/O included, goes on. The work takes the memory lock
+    /// for what it reads or changes in memory, never across I/O. With <paramref name="loadArms"/>, the agent's
+    /// arms are in memory during the work; afterwards the least recently used agents beyond
+    /// <see cref="LearningOptions.ResidentAgents"/> that no one is working on are let go.
     /// </summary>
-    private async Task<T> UnderGateAsync<T>(string tenant, string? agent, Func<State, Task<T>> work, CancellationToken cancellationToken)
+    private async Task<T> UnderGateAsync<T>(string tenant, string agent, Func<State, Task<T>> work, CancellationToken cancellationToken, bool loadArms = true)
     {
-        await _gate.WaitAsync(cancellationToken);
-        try
+        using var gate = await _gates.EnterAsync(tenant, agent, cancellationToken);
+        var state = await StateAsync(cancellationToken);
+        if (loadArms)
         {
-            var state = await StateAsync(cancellationToken);
-            if (agent is not null && !state.Arms.Touch(tenant, agent))
+            bool resident;
+            lock (_memory)
             {
-                state.Arms.Add(tenant, agent, ForgivenOnLoad(await _store.LoadArmsAsync(tenant, agent, cancellationToken)));
+                resident = state.Arms.Touch(tenant, agent);
             }
 
-            var result = await work(state);
-            state.Arms.KeepAtMost(_options.ResidentAgents);
-            return result;
+            if (!resident)
+            {
+                var stored = await _store.LoadArmsAsync(tenant, agent, cancellationToken);
+                lock (_memory)
+                {
+                    state.Arms.Add(tenant, agent, ForgivenOnLoad(stored).ToList());
+                }
+            }
         }
-        finally
+
+        var result = await work(state);
+        lock (_memory)
         {
-            _gate.Release();
+            state.Arms.KeepAtMost(_options.ResidentAgents, (residentTenant, residentAgent) =>
+                (residentTenant == tenant && residentAgent == agent) || _gates.InUse(residentTenant, residentAgent));
         }
+
+        return result;
     }
 
     /// <summary>
@@ -403,10 +520,14 @@ public sealed class LearningService : ILearningApi, IDisposable
     /// <summary>
     /// Counts the outcome's calls per provider; a provider that was down and answered again gets every arm of
     /// every agent in memory that its outage put down forgiven, so traffic returns everywhere, not only where it
-    /// was probed (agents loaded later: <see cref="ForgivenOnLoad"/>). Call under the gate, before the update is stored (the forgiven arms are part of it).
+    /// was probed (agents loaded later: <see cref="ForgivenOnLoad"/>). Call under the outcome's agent's gate and
+    /// the memory lock, before the update is stored: that agent's forgiven arms are part of it; the other agents
+    /// with arms to forgive are returned, for <see cref="ForgiveAsync"/> under their own gates.
     /// </summary>
-    private void ForgiveRecoveredProviders(State state, InteractionCompleted outcome, Dictionary<ArmKey, ArmState> changed)
+    private List<((string Tenant, string Agent) Agent, string Provider)> ForgiveRecoveredProviders(State state, InteractionCompleted outcome, Dictionary<ArmKey, ArmState> changed)
     {
+        var tenant = Tenancy.OrDefault(outcome.Tenant);
+        var elsewhere = new List<((string Tenant, string Agent) Agent, string Provider)>();
         foreach (var name in _providers.Keys.ToList())
         {
             _providers[name] = _providers[name] with { Idle = _providers[name].Idle + 1 };
@@ -425,12 +546,23 @@ public sealed class LearningService : ILearningApi, IDisposable
             foreach (var (key, arm) in state.Arms.All.Where(a => a.Key.Provider == attempt.Arm.Provider).ToList())
             {
                 var current = changed.GetValueOrDefault(key) ?? arm;
-                if (_bandit.IsDown(current))
+                if (!_bandit.IsDown(current))
+                {
+                    continue;
+                }
+
+                if (key.Tenant == tenant && key.Agent == outcome.Agent)
                 {
                     changed[key] = UtilityThompsonSampling.Forgive(current);
                 }
+                else if (!elsewhere.Contains(((key.Tenant, key.Agent), attempt.Arm.Provider)))
+                {
+                    elsewhere.Add(((key.Tenant, key.Agent), attempt.Arm.Provider));
+                }
             }
         }
+
+        return elsewhere;
     }
 
     private ArmScore ScoreOf(ArmKey key, ArmState arm, double lambda) => new()
@@ -466,15 +598,28 @@ public sealed class LearningService : ILearningApi, IDisposable
             : throw new RpcException(new Status(StatusCode.InvalidArgument, CostPolicy.Describe(field, policy)));
     }
 
-    /// <summary>The state, loaded from the store on first use. Call under the gate (<see cref="UnderGateAsync"/>).</summary>
-    private async Task<State> StateAsync(CancellationToken cancellationToken)
+    /// <summary>
+    /// The state, loaded from the store once on first use by whichever agent's work comes first; the others wait
+    /// for that load. A failed load is tried again by the next call.
+    /// </summary>
+    private Task<State> StateAsync(CancellationToken cancellationToken)
     {
-        if (_state is null)
+        lock (_memory)
         {
-            var snapshot = await _store.LoadAsync(cancellationToken);
-            _state = new State(new ArmTable(), [.. snapshot.Experiments], new Dictionary<VariantKey, VariantTally>(snapshot.Tallies));
-        }
+            if (_loading is null || (_loading.IsCompleted && !_loading.IsCompletedSuccessfully))
+            {
+                _loading = LoadStateAsync();
+            }
 
+            return _loading.WaitAsync(cancellationToken);
+        }
+    }
+
+    // Not cancelled by the first caller's token: other callers wait for the same load.
+    private async Task<State> LoadStateAsync()
+    {
+        var snapshot = await _store.LoadAsync(CancellationToken.None);
+        _state = new State(new ArmTable(), [.. snapshot.Experiments], new Dictionary<VariantKey, VariantTally>(snapshot.Tallies));
         return _state;
     }
 

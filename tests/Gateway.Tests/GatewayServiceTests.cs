@@ -221,12 +221,12 @@ public sealed partial class GatewayServiceTests
         var accepted = 0;
         await Parallel.ForAsync(0, 200, async (_, _) =>
         {
-            var (reservation, _, _) = ledger.TryReserve("t", "a", 0.05);
+            var (reservation, _, _) = await ledger.TryReserveAsync("t", "a", 0.05, CancellationToken.None);
             if (reservation is not null)
             {
                 Interlocked.Increment(ref accepted);
                 await Task.Yield();
-                ledger.Settle(reservation, 0.06);
+                await ledger.SettleAsync(reservation, 0.06, CancellationToken.None);
             }
         });
 
@@ -234,24 +234,74 @@ public sealed partial class GatewayServiceTests
     }
 
     [Fact]
-    public void The_ledger_holds_only_todays_spend_once_the_date_changes()
+    public async Task The_ledger_holds_only_todays_spend_once_the_date_changes()
     {
         var clock = new FakeTimeProvider(new DateTimeOffset(2026, 3, 1, 23, 0, 0, TimeSpan.Zero));
         var store = new MemorySpendStore();
         var ledger = new SpendLedger(store, Options.Create(new BudgetOptions { DefaultDailyUsd = 1.0 }), clock);
         foreach (var agent in new[] { "a", "b", "c" })
         {
-            ledger.Settle(ledger.TryReserve("t", agent, 0.1).Reservation!, 0.4);
+            await ledger.SettleAsync((await ledger.TryReserveAsync("t", agent, 0.1, CancellationToken.None)).Reservation!, 0.4, CancellationToken.None);
         }
 
         Assert.Equal(3, ledger.DaysHeld);
         clock.Advance(TimeSpan.FromHours(2));
 
-        var (reservation, _, committed) = ledger.TryReserve("t", "a", 0.1);
+        var (reservation, _, committed) = await ledger.TryReserveAsync("t", "a", 0.1, CancellationToken.None);
         Assert.NotNull(reservation);
         Assert.Equal(0, committed);
         Assert.Equal(1, ledger.DaysHeld);
-        Assert.Equal(0.4, store.SpentOn("t", "a", new DateOnly(2026, 3, 1)));
+        Assert.Equal(0.4, await store.SpentOnAsync("t", "a", new DateOnly(2026, 3, 1), CancellationToken.None));
+    }
+
+    [Fact]
+    public async Task A_slow_store_read_for_one_agent_holds_up_neither_another_agent_nor_reads_twice()
+    {
+        var store = new HeldReadsSpendStore(heldAgent: "slow");
+        var ledger = new SpendLedger(store, Options.Create(new BudgetOptions { DefaultDailyUsd = 1.0 }), TimeProvider.System);
+
+        var first = ledger.TryReserveAsync("t", "slow", 0.1, CancellationToken.None);
+        var second = ledger.TryReserveAsync("t", "slow", 0.1, CancellationToken.None);
+        await store.HeldReadStarted.Task.WaitAsync(TimeSpan.FromSeconds(30));
+
+        // Another agent reserves, settles and reports while the slow agent's day is still being read.
+        var (quick, _, _) = await ledger.TryReserveAsync("t", "quick", 0.1, CancellationToken.None).WaitAsync(TimeSpan.FromSeconds(30));
+        Assert.NotNull(quick);
+        await ledger.SettleAsync(quick, 0.2, CancellationToken.None).WaitAsync(TimeSpan.FromSeconds(30));
+        Assert.Equal(0.2, await ledger.CommittedTodayAsync("t", "quick", CancellationToken.None), 9);
+        Assert.False(first.IsCompleted);
+
+        store.Release();
+        var reserved = await Task.WhenAll(first, second).WaitAsync(TimeSpan.FromSeconds(30));
+        Assert.All(reserved, r => Assert.NotNull(r.Reservation));
+        Assert.Equal(1, store.Reads("slow"));
+        Assert.Equal(0.1 + 0.1, await ledger.CommittedTodayAsync("t", "slow", CancellationToken.None), 9);
+    }
+
+    [Fact]
+    public async Task Replicas_each_hold_the_budget_against_the_stored_spend_they_read_first_and_their_own_calls()
+    {
+        var store = new MemorySpendStore();
+        var budgets = Options.Create(new BudgetOptions { DailyUsdByAgent = { ["a"] = 1.0 } });
+        var replicaA = new SpendLedger(store, budgets, TimeProvider.System);
+        var replicaB = new SpendLedger(store, budgets, TimeProvider.System);
+
+        // Both replicas read the day's spend (none) at their first reservation, then each spends 0.9.
+        var fromA = (await replicaA.TryReserveAsync("t", "a", 0.1, CancellationToken.None)).Reservation!;
+        var fromB = (await replicaB.TryReserveAsync("t", "a", 0.1, CancellationToken.None)).Reservation!;
+        await replicaA.SettleAsync(fromA, 0.9, CancellationToken.None);
+        await replicaB.SettleAsync(fromB, 0.9, CancellationToken.None);
+
+        // Neither sees the other's spend: together they passed the budget, each by its own count did not.
+        Assert.Equal(1.8, await store.SpentOnAsync("t", "a", DateOnly.FromDateTime(DateTime.UtcNow), CancellationToken.None), 9);
+        Assert.Equal(0.9, (await replicaA.TryReserveAsync("t", "a", 0.05, CancellationToken.None)).Committed, 9);
+        Assert.NotNull((await replicaB.TryReserveAsync("t", "a", 0.05, CancellationToken.None)).Reservation);
+
+        // A replica that first serves the agent now reads what both spent and refuses.
+        var replicaC = new SpendLedger(store, budgets, TimeProvider.System);
+        var (refused, _, committed) = await replicaC.TryReserveAsync("t", "a", 0.05, CancellationToken.None);
+        Assert.Null(refused);
+        Assert.Equal(1.8, committed, 9);
     }
 
     [Fact]
@@ -311,9 +361,43 @@ public sealed partial class GatewayServiceTests
     {
         private readonly System.Collections.Concurrent.ConcurrentDictionary<(string, string, DateOnly), double> _spent = new();
 
-        public double SpentOn(string tenant, string agent, DateOnly day) => _spent.GetValueOrDefault((tenant, agent, day));
+        public Task<double> SpentOnAsync(string tenant, string agent, DateOnly day, CancellationToken cancellationToken) =>
+            Task.FromResult(_spent.GetValueOrDefault((tenant, agent, day)));
 
-        public void Add(string tenant, string agent, DateOnly day, double usd) => _spent.AddOrUpdate((tenant, agent, day), usd, (_, v) => v + usd);
+        public Task AddAsync(string tenant, string agent, DateOnly day, double usd, CancellationToken cancellationToken)
+        {
+            _spent.AddOrUpdate((tenant, agent, day), usd, (_, v) => v + usd);
+            return Task.CompletedTask;
+        }
+    }
+
+    /// <summary>A spend store whose reads for one agent wait until released, counting reads per agent.</summary>
+    private sealed class HeldReadsSpendStore(string heldAgent) : ISpendStore
+    {
+        private readonly MemorySpendStore _inner = new();
+        private readonly TaskCompletionSource _released = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        private readonly System.Collections.Concurrent.ConcurrentDictionary<string, int> _reads = new();
+
+        public TaskCompletionSource HeldReadStarted { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        public void Release() => _released.TrySetResult();
+
+        public int Reads(string agent) => _reads.GetValueOrDefault(agent);
+
+        public async Task<double> SpentOnAsync(string tenant, string agent, DateOnly day, CancellationToken cancellationToken)
+        {
+            _reads.AddOrUpdate(agent, 1, (_, n) => n + 1);
+            if (agent == heldAgent)
+            {
+                HeldReadStarted.TrySetResult();
+                await _released.Task.WaitAsync(cancellationToken);
+            }
+
+            return await _inner.SpentOnAsync(tenant, agent, day, cancellationToken);
+        }
+
+        public Task AddAsync(string tenant, string agent, DateOnly day, double usd, CancellationToken cancellationToken) =>
+            _inner.AddAsync(tenant, agent, day, usd, cancellationToken);
     }
 
     private sealed class RecordingPublisher : IEventPublisher

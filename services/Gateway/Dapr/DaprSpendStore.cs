@@ -20,19 +20,17 @@ public sealed class DaprSpendStore(DaprClient dapr, string storeName = DaprCompo
     public static string KeyOf(string tenant, string agent, DateOnly day) =>
         $"spend/{Uri.EscapeDataString(tenant)}/{Uri.EscapeDataString(agent)}/{day.ToString("yyyy-MM-dd", CultureInfo.InvariantCulture)}";
 
-    // ISpendStore is synchronous (the ledger reads a day once and adds outside its lock); the calls block on
-    // the sidecar, which is safe off any synchronization context.
-    public double SpentOn(string tenant, string agent, DateOnly day) => ReadAsync(KeyOf(tenant, agent, day)).GetAwaiter().GetResult().Usd;
+    public async Task<double> SpentOnAsync(string tenant, string agent, DateOnly day, CancellationToken cancellationToken) =>
+        (await ReadAsync(KeyOf(tenant, agent, day), cancellationToken)).Usd;
 
-    public void Add(string tenant, string agent, DateOnly day, double usd) => AddAsync(KeyOf(tenant, agent, day), usd).GetAwaiter().GetResult();
-
-    private async Task AddAsync(string key, double usd)
+    public async Task AddAsync(string tenant, string agent, DateOnly day, double usd, CancellationToken cancellationToken)
     {
+        var key = KeyOf(tenant, agent, day);
         for (var attempt = 1; ; attempt++)
         {
-            var (spent, etag) = await ReadAsync(key);
+            var (spent, etag) = await ReadAsync(key, cancellationToken);
             var value = Encoding.UTF8.GetBytes((spent + usd).ToString("R", CultureInfo.InvariantCulture));
-            if (await dapr.TrySaveByteStateAsync(storeName, key, value, etag, FirstWrite, WeekTtl))
+            if (await dapr.TrySaveByteStateAsync(storeName, key, value, etag, FirstWrite, WeekTtl, cancellationToken))
             {
                 return;
             }
@@ -44,9 +42,9 @@ public sealed class DaprSpendStore(DaprClient dapr, string storeName = DaprCompo
         }
     }
 
-    private async Task<(double Usd, string Etag)> ReadAsync(string key)
+    private async Task<(double Usd, string Etag)> ReadAsync(string key, CancellationToken cancellationToken)
     {
-        var (value, etag) = await dapr.GetByteStateAndETagAsync(storeName, key);
+        var (value, etag) = await dapr.GetByteStateAndETagAsync(storeName, key, cancellationToken: cancellationToken);
         var usd = value.Length == 0 ? 0 : double.Parse(Encoding.UTF8.GetString(value.Span), CultureInfo.InvariantCulture);
         return (usd, etag ?? "");
     }

@@ -14,7 +14,7 @@ public sealed class SqliteSpendStore(SqliteDatabase database) : ISpendStore
             PRIMARY KEY (tenant, agent, day));
         """;
 
-    public double SpentOn(string tenant, string agent, DateOnly day)
+    public async Task<double> SpentOnAsync(string tenant, string agent, DateOnly day, CancellationToken cancellationToken)
     {
         using var connection = database.Open();
         using var query = connection.CreateCommand();
@@ -22,10 +22,10 @@ public sealed class SqliteSpendStore(SqliteDatabase database) : ISpendStore
         query.Parameters.AddWithValue("$tenant", tenant);
         query.Parameters.AddWithValue("$agent", agent);
         query.Parameters.AddWithValue("$day", day.ToString("yyyy-MM-dd", System.Globalization.CultureInfo.InvariantCulture));
-        return query.ExecuteScalar() is double usd ? usd : 0;
+        return await query.ExecuteScalarAsync(cancellationToken) is double usd ? usd : 0;
     }
 
-    public void Add(string tenant, string agent, DateOnly day, double usd)
+    public async Task AddAsync(string tenant, string agent, DateOnly day, double usd, CancellationToken cancellationToken)
     {
         using var connection = database.Open();
         using var upsert = connection.CreateCommand();
@@ -37,6 +37,6 @@ public sealed class SqliteSpendStore(SqliteDatabase database) : ISpendStore
         upsert.Parameters.AddWithValue("$agent", agent);
         upsert.Parameters.AddWithValue("$day", day.ToString("yyyy-MM-dd", System.Globalization.CultureInfo.InvariantCulture));
         upsert.Parameters.AddWithValue("$usd", usd);
-        upsert.ExecuteNonQuery();
+        await upsert.ExecuteNonQueryAsync(cancellationToken);
     }
 }

@@ -33,8 +33,9 @@ namespace PersistentAgents.Learning.Dapr;
 /// creates a key only if it is still missing), retried when another replica wrote in between: an outcome
 /// is applied once however many replicas receive it, and none is lost. An outcome with a selection writes
 /// its agent's document, the new selection and the removal of the one that falls out of the history in
-/// one state transaction, as does an update that touches several agents (a provider's recovery forgives
-/// arms of every agent); one that changes only its agent's document is a single conditional save.
+/// one state transaction, as does an update that touches several agents (the learning service sends none:
+/// a provider's recovery forgives each agent's arms in an update of that agent's own, under its gate); one
+/// that changes only its agent's document is a single conditional save.
 /// </para>
 /// </summary>
 public sealed class DaprLearningStateStore : ILearningStateStore
