@@ -154,13 +154,15 @@ public sealed class GatewayService(
             {
                 var completion = await resilience.PipelineFor(arm.Provider).ExecuteAsync(
                     async attemptToken => await AttemptAsync(model, call, attemptToken), token);
+                // In the wire's terms once: counted, sent and kept in the reply from the same conversion.
+                var toolCalls = (completion.ToolCalls ?? []).Select(GatewayChatOptions.ToToolCall).ToList();
                 var tokensIn = completion.InputTokens ?? call.InputTokens;
-                var tokensOut = completion.OutputTokens ?? OutputTokensOf(completion);
+                var tokensOut = completion.OutputTokens ?? OutputTokensOf(completion.Text, toolCalls);
                 var cost = CostOf(model.Definition, tokensIn, tokensOut);
                 // Not cancelled with the caller: the call is paid for whether or not anyone still listens.
                 await budgets.SettleAsync(reservation, cost, CancellationToken.None);
                 settled = true;
-                if (GatewayService.FormatOf(request) == ReplyFormat.Json && completion.ToolCalls is not { Count: > 0 }
+                if (FormatOf(request) == ReplyFormat.Json && toolCalls.Count == 0
                     && JsonReplyCheck.ProblemOf(completion.Text, request.JsonSchema) is { } problem)
                 {
                     // The provider was paid for it, but the caller cannot use it: the next candidate may do better.
@@ -174,16 +176,16 @@ public sealed class GatewayService(
                 if (call.Buffered)
                 {
                     await call.SendAsync(model, new GatewayDelta { Text = completion.Text }, token);
-                    foreach (var toolCall in completion.ToolCalls ?? [])
+                    foreach (var toolCall in toolCalls)
                     {
-                        await call.SendAsync(model, new GatewayDelta { ToolCall = GatewayChatOptions.ToToolCall(toolCall), ToolCallIndex = call.ToolCallsSent }, token);
+                        await call.SendAsync(model, new GatewayDelta { ToolCall = toolCall, ToolCallIndex = call.ToolCallsSent }, token);
                     }
                 }
 
                 reply.Attempts.Add(new Attempt { Arm = arm, Outcome = "succeeded", LatencyMs = ElapsedMs(attemptStarted) });
                 reply.Success = true;
                 reply.Text = completion.Text;
-                reply.ToolCalls.AddRange((completion.ToolCalls ?? []).Select(GatewayChatOptions.ToToolCall));
+                reply.ToolCalls.AddRange(toolCalls);
                 reply.FinishReason = FinishReasonOf(completion);
                 reply.Arm = arm;
                 reply.Simulated = model.Provider.Simulated;
@@ -426,9 +428,8 @@ public sealed class GatewayService(
     }
 
     /// <summary>The tokenizer's count of what the model wrote, when the provider did not report it: text and tool calls.</summary>
-    private int OutputTokensOf(ProviderCompletion completion) =>
-        tokenCounter.Count(completion.Text)
-        + (completion.ToolCalls ?? []).Sum(c => tokenCounter.Count(GatewayChatOptions.ToToolCall(c).ArgumentsJson) + tokenCounter.Count(c.Name));
+    private int OutputTokensOf(string text, List<ToolCall> toolCalls) =>
+        tokenCounter.Count(text) + toolCalls.Sum(c => tokenCounter.Count(c.ArgumentsJson) + tokenCounter.Count(c.Name));
 
     private static string FinishReasonOf(ProviderCompletion completion) =>
         completion.FinishReason == ChatFinishReason.Length ? "length"
